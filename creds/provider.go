@@ -1,0 +1,76 @@
+package creds
+
+import (
+	"context"
+	"errors"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// Provider returns credentials for signing a request on the route described by a Key.
+//
+// Implementations must be safe for concurrent use, must honour ctx (return promptly with
+// ctx's error once it is done), and must never return credentials that have expired.
+// Errors name what failed without including any secret.
+type Provider interface {
+	Retrieve(ctx context.Context, key Key) (aws.Credentials, error)
+}
+
+// Key describes what a credential must allow: one upstream bucket, in one jurisdiction,
+// with one permission and optional narrower scope. It is comparable so that it can key a
+// cache; list-valued fields are newline-joined, sorted, and empty when unset.
+type Key struct {
+	// Bucket is the upstream bucket name (after any rename).
+	Bucket string
+	// Jurisdiction is the R2 jurisdiction ("" or "default", "eu", "fedramp", "us").
+	Jurisdiction string
+	// Host is the upstream endpoint's host, e.g. "<account>.eu.r2.cloudflarestorage.com".
+	// R2 local minting uses it as the JWT audience.
+	Host string
+	// Permission is one of the R2 permissions: PermObjectReadOnly, PermObjectReadWrite,
+	// PermAdminReadOnly, PermAdminReadWrite.
+	Permission string
+	// Prefixes, Objects and Actions narrow the credential further: newline-joined, sorted
+	// lists of key prefixes, exact object keys and S3 action names. Empty means unrestricted.
+	Prefixes string
+	Objects  string
+	Actions  string
+}
+
+// R2 permissions, as the Cloudflare API and the local-minting JWT `scope` claim spell them.
+const (
+	PermObjectReadOnly  = "object-read-only"
+	PermObjectReadWrite = "object-read-write"
+	PermAdminReadOnly   = "admin-read-only"
+	PermAdminReadWrite  = "admin-read-write"
+)
+
+// ErrNoCredentials is wrapped by providers that have no valid credentials to give: nothing
+// minted yet and minting failing, or everything held expired.
+var ErrNoCredentials = errors.New("no valid credentials")
+
+// Static always returns the same long-lived credentials, whatever the key.
+type Static struct {
+	creds aws.Credentials
+}
+
+var _ Provider = (*Static)(nil)
+
+// NewStatic returns a Provider of fixed credentials. Source names where they came from
+// (shown in errors and `signet check`), e.g. "static".
+func NewStatic(accessKeyID, secretAccessKey, sessionToken string) *Static {
+	return &Static{creds: aws.Credentials{
+		AccessKeyID:     accessKeyID,
+		SecretAccessKey: secretAccessKey,
+		SessionToken:    sessionToken,
+		Source:          "static",
+	}}
+}
+
+// Retrieve returns the static credentials.
+func (s *Static) Retrieve(ctx context.Context, _ Key) (aws.Credentials, error) {
+	if err := ctx.Err(); err != nil {
+		return aws.Credentials{}, err
+	}
+	return s.creds, nil
+}
