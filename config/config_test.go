@@ -1,0 +1,194 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+const good = `
+listen: 127.0.0.1:9000
+virtual_host_suffixes: [localhost]
+accounts:
+  prod:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      access_key_id: ${AK}
+      secret_access_key_file: /run/secrets/r2
+  local:
+    endpoint: http://127.0.0.1:7070
+    region: us-east-1
+    credentials: {access_key_id: ak, secret_access_key: "${SK}"}
+buckets:
+  - name: photos
+    account: prod
+    jurisdiction: eu
+    upstream_bucket: photos-eu
+    access: read-only
+  - name: "logs-*"
+    account: prod
+  - name: scratch
+    account: local
+`
+
+func TestParseGood(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(good), env(map[string]string{"AK": "key-id", "SK": "s$cret${x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := cfg.Accounts["prod"]
+	if prod.Region != "auto" || prod.Credentials.AccessKeyID != "key-id" {
+		t.Errorf("prod = %+v", prod)
+	}
+	local := cfg.Accounts["local"]
+	if got := local.Credentials.SecretAccessKey.Value(); got != "s$cret${x" {
+		t.Errorf("secret = %q: expanded values must not be expanded again", got)
+	}
+	b := cfg.Buckets
+	if b[0].Jurisdiction != "eu" || b[0].Access != AccessReadOnly || b[1].Jurisdiction != "default" || b[1].Access != AccessReadWrite {
+		t.Errorf("buckets = %+v %+v", b[0], b[1])
+	}
+	if s := fmt.Sprintf("%v %+v %#v", local.Credentials, local.Credentials, local.Credentials); strings.Contains(s, "s$cret") {
+		t.Errorf("secret printed: %s", s)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want []string // each must appear in the error
+	}{
+		{
+			name: "unknown keys are all reported with lines",
+			yaml: "listen: 127.0.0.1:9000\nlisten_addr: x\naccounts:\n  a:\n    endpoint: http://h\n    secret: x\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{`c.yaml:2: unknown key "listen_addr"`, `c.yaml:6: unknown key "secret"`},
+		},
+		{
+			name: "missing account, bad jurisdiction, bad glob together",
+			yaml: `accounts:
+  prod:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials: {access_key_id: a, secret_access_key: b}
+buckets:
+  - name: photos
+    account: prdo
+  - name: docs
+    account: prod
+    jurisdiction: mars
+  - name: "logs-[a"
+    account: prod
+`,
+			want: []string{
+				`c.yaml:7: buckets[0].account: unknown account "prdo" (known: prod)`,
+				`c.yaml:10: buckets[1].jurisdiction: unknown jurisdiction "mars"`,
+				`c.yaml:11: buckets[2].name: "logs-[a" is not a valid glob`,
+			},
+		},
+		{
+			name: "unset env var",
+			yaml: "accounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: '${NOPE}'}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{"c.yaml:4: environment variable NOPE is not set"},
+		},
+		{
+			name: "account needs an endpoint or r2 id, credentials need a secret",
+			yaml: "accounts:\n  a:\n    region: x\n    credentials: {access_key_id: a}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{"c.yaml:2: accounts.a: set r2_account_id", "c.yaml:4: accounts.a.credentials: secret_access_key or secret_access_key_file is required"},
+		},
+		{
+			name: "jurisdiction on a non-R2 account, bad endpoint, bad bucket names",
+			yaml: `accounts:
+  s3:
+    endpoint: ftp://h/path
+    credentials: {access_key_id: a, secret_access_key: b}
+buckets:
+  - {name: My_Bucket, account: s3}
+  - {name: abc, account: s3, jurisdiction: eu}
+  - {name: "a*", account: s3, upstream_bucket: other}
+  - {name: abc, account: s3, access: write}
+`,
+			want: []string{
+				`c.yaml:3: accounts.s3.endpoint: "ftp://h/path": the scheme must be http or https`,
+				`c.yaml:6: buckets[0].name: bucket name "My_Bucket" may hold only lowercase`,
+				`c.yaml:7: buckets[1].jurisdiction: jurisdiction "eu" needs an R2 account`,
+				`c.yaml:8: buckets[2].upstream_bucket: a glob route cannot rename`,
+				`c.yaml:9: buckets[3].name: bucket "abc" is already routed by buckets[1]`,
+				`c.yaml:9: buckets[3].access: "write" is not read-write or read-only`,
+			},
+		},
+		{
+			name: "type errors have lines",
+			yaml: "listen: [a]\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{"c.yaml:1: cannot unmarshal !!seq into string"},
+		},
+		{
+			name: "syntax error with a hint for unquoted env references",
+			yaml: "accounts: {a: {endpoint: ${X}}}\n",
+			want: []string{"c.yaml: did not find expected", `quote ${VAR} references: "${VAR}"`},
+		},
+		{
+			name: "empty",
+			yaml: "",
+			want: []string{"c.yaml: the file is empty"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tt.yaml), env(tt.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	_, err := FromEnv(env(map[string]string{"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef"}))
+	if err == nil || !strings.Contains(err.Error(), "missing: R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg, err := FromEnv(env(map[string]string{
+		"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a",
+		"R2_SECRET_ACCESS_KEY": "b", "R2_JURISDICTION": "eu",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.ZeroConfig || cfg.Buckets[0].Name != "*" || cfg.Buckets[0].Jurisdiction != "eu" || cfg.Accounts["r2"].Region != "auto" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	_, err = FromEnv(env(map[string]string{
+		"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a",
+		"R2_SECRET_ACCESS_KEY": "b", "R2_JURISDICTION": "mars",
+	}))
+	if err == nil || !strings.Contains(err.Error(), `unknown jurisdiction "mars"`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestCheckBucketName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"abc", true}, {"my.bucket-1", true}, {"ab", false}, {strings.Repeat("a", 64), false},
+		{"-abc", false}, {"abc-", false}, {"a..b", false}, {"192.168.1.1", false}, {"ABC", false}, {"a_b", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := CheckBucketName(tt.name); (err == nil) != tt.ok {
+				t.Errorf("CheckBucketName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,211 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Validate checks the whole config and returns every problem found. It does no I/O.
+// Call ApplyDefaults first.
+func (c *Config) Validate() []*FieldError {
+	var errs []*FieldError
+	bad := func(err error, p ...any) { errs = append(errs, &FieldError{Path: p, Err: err}) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad(fmt.Errorf("%q is not host:port", c.Listen), "listen")
+	}
+	for i, s := range c.VirtualHostSuffixes {
+		if !validHostname(s) {
+			bad(fmt.Errorf("%q is not a lowercase host name", s), "virtual_host_suffixes", i)
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad(fmt.Errorf("%q is not text or json", c.Log.Format), "log", "format")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad(fmt.Errorf("%q is not debug, info, warn or error", c.Log.Level), "log", "level")
+	}
+
+	if len(c.Accounts) == 0 {
+		bad(errors.New("at least one account is required"), "accounts")
+	}
+	names := make([]string, 0, len(c.Accounts))
+	for name := range c.Accounts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := c.Accounts[name]
+		at := func(p ...any) []any { return append([]any{"accounts", name}, p...) }
+		if a == nil {
+			bad(errors.New("the account is empty"), at()...)
+			continue
+		}
+		if a.R2AccountID == "" && a.Endpoint == "" {
+			bad(errors.New("set r2_account_id (R2) or endpoint (any S3-compatible server)"), at()...)
+		}
+		if a.R2AccountID != "" && !isHex32(a.R2AccountID) {
+			bad(fmt.Errorf("%q is not a 32-hex-digit Cloudflare account id", a.R2AccountID), at("r2_account_id")...)
+		}
+		if a.Endpoint != "" {
+			if err := checkEndpoint(a.Endpoint); err != nil {
+				bad(err, at("endpoint")...)
+			}
+		}
+		for _, fe := range a.Credentials.validate() {
+			bad(fe.Err, append(at("credentials"), fe.Path...)...)
+		}
+	}
+
+	if len(c.Buckets) == 0 {
+		bad(errors.New("at least one bucket route is required"), "buckets")
+	}
+	seen := map[string]int{}
+	for i, b := range c.Buckets {
+		at := func(p ...any) []any { return append([]any{"buckets", i}, p...) }
+		if b == nil {
+			bad(errors.New("the route is empty"), at()...)
+			continue
+		}
+		switch {
+		case b.Name == "":
+			bad(errors.New("name is required"), at()...)
+		case b.IsGlob():
+			if _, err := path.Match(b.Name, ""); err != nil {
+				bad(fmt.Errorf("%q is not a valid glob: %w", b.Name, err), at("name")...)
+			}
+			if b.UpstreamBucket != "" {
+				bad(errors.New("a glob route cannot rename its buckets"), at("upstream_bucket")...)
+			}
+		default:
+			if err := CheckBucketName(b.Name); err != nil {
+				bad(err, at("name")...)
+			}
+			if j, dup := seen[b.Name]; dup {
+				bad(fmt.Errorf("bucket %q is already routed by buckets[%d]", b.Name, j), at("name")...)
+			}
+			seen[b.Name] = i
+		}
+		a, ok := c.Accounts[b.Account]
+		switch {
+		case b.Account == "":
+			bad(errors.New("account is required"), at()...)
+		case !ok:
+			bad(fmt.Errorf("unknown account %q (known: %s)", b.Account, strings.Join(names, ", ")), at("account")...)
+		}
+		if !slices.Contains(jurisdictions, b.Jurisdiction) {
+			bad(fmt.Errorf("unknown jurisdiction %q (use %s)", b.Jurisdiction, strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
+		} else if ok && a != nil && !a.IsR2() && b.Jurisdiction != "default" {
+			bad(fmt.Errorf("jurisdiction %q needs an R2 account; account %q has none", b.Jurisdiction, b.Account), at("jurisdiction")...)
+		}
+		if b.UpstreamBucket != "" {
+			if err := CheckBucketName(b.UpstreamBucket); err != nil {
+				bad(err, at("upstream_bucket")...)
+			}
+		}
+		if b.Access != AccessReadWrite && b.Access != AccessReadOnly {
+			bad(fmt.Errorf("%q is not read-write or read-only", b.Access), at("access")...)
+		}
+	}
+	return errs
+}
+
+func (c *Credentials) validate() []*FieldError {
+	var errs []*FieldError
+	bad := func(err error, p ...any) { errs = append(errs, &FieldError{Path: p, Err: err}) }
+	switch {
+	case c.AccessKeyID == "" && c.AccessKeyIDFile == "":
+		bad(errors.New("access_key_id or access_key_id_file is required"))
+	case c.AccessKeyID != "" && c.AccessKeyIDFile != "":
+		bad(errors.New("set only one of access_key_id and access_key_id_file"), "access_key_id_file")
+	}
+	switch {
+	case c.SecretAccessKey == "" && c.SecretAccessKeyFile == "":
+		bad(errors.New("secret_access_key or secret_access_key_file is required"))
+	case c.SecretAccessKey != "" && c.SecretAccessKeyFile != "":
+		bad(errors.New("set only one of secret_access_key and secret_access_key_file"), "secret_access_key_file")
+	}
+	return errs
+}
+
+func checkEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", s)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: the scheme must be http or https", s)
+	}
+	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", s)
+	}
+	return nil
+}
+
+func isHex32(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+func validHostname(s string) bool {
+	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// CheckBucketName applies S3's bucket naming rules: 3 to 63 characters of lowercase letters,
+// digits, dots and hyphens, starting and ending with a letter or digit, no "..", and not
+// shaped like an IP address.
+func CheckBucketName(name string) error {
+	if len(name) < 3 || len(name) > 63 {
+		return fmt.Errorf("bucket name %q must be 3 to 63 characters long", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return fmt.Errorf("bucket name %q may hold only lowercase letters, digits, '.' and '-'", name)
+		}
+	}
+	if !isAlnum(name[0]) || !isAlnum(name[len(name)-1]) {
+		return fmt.Errorf("bucket name %q must start and end with a letter or digit", name)
+	}
+	if strings.Contains(name, "..") || strings.Contains(name, ".-") || strings.Contains(name, "-.") {
+		return fmt.Errorf("bucket name %q must not contain '..', '.-' or '-.'", name)
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return fmt.Errorf("bucket name %q must not be an IP address", name)
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
