@@ -1,0 +1,23 @@
+// Package proxy is signet's S3 front door: it parses each request (path style or
+// virtual-hosted style), routes it to an upstream account by bucket name, strips the
+// client's authentication, re-signs it with SigV4 and forwards it, streaming both ways,
+// through net/http/httputil.ReverseProxy. Its own refusals are S3 XML errors.
+//
+// # Routing
+//
+// The upstream host always comes from the route table, never from the client's Host header
+// or request line. Exact bucket names are matched before globs; among globs the first wins.
+// A bucket with no route is answered by signet and never forwarded.
+//
+// # Signing in the transport
+//
+// Rewrite builds the upstream URL and headers; the signature is added by the Handler's
+// transport, just before the request leaves, because fetching credentials can fail and
+// Rewrite has no way to report an error: failures then reach ErrorHandler like any other
+// upstream error. What is signed is exactly what ReverseProxy sends.
+//
+// # No mux
+//
+// Go's http.ServeMux redirects paths containing "//" or "..", which are valid S3 keys, so
+// the Handler takes every path itself.
+package proxy

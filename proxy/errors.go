@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/signet-proxy/signet/creds"
+	"github.com/signet-proxy/signet/signer"
+)
+
+// s3Error is an answer signet gives itself, written as S3 XML.
+type s3Error struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *s3Error) Error() string { return e.code + ": " + e.msg }
+
+func errInvalidURI(msg string) *s3Error {
+	return &s3Error{status: http.StatusBadRequest, code: "InvalidURI", msg: msg}
+}
+
+func quote(s string) string { return strconv.Quote(s) }
+
+// StatusClientClosedRequest is logged, never sent, when the client went away first.
+const StatusClientClosedRequest = 499
+
+// errorBody is S3's error document.
+type errorBody struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	Resource  string   `xml:"Resource,omitempty"`
+	RequestID string   `xml:"RequestId"`
+}
+
+// writeError writes e as an S3 XML error.
+func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/xml")
+	h.Del("Content-Length")
+	if e.status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	body, err := xml.Marshal(errorBody{Code: e.code, Message: e.msg, Resource: r.URL.Path, RequestID: requestID})
+	if err != nil { // only strings: cannot happen
+		body = []byte("<Error><Code>InternalError</Code></Error>")
+	}
+	if r.Method != http.MethodHead {
+		h.Set("Content-Length", strconv.Itoa(len(xml.Header)+len(body)))
+	}
+	w.WriteHeader(e.status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(xml.Header))
+		_, _ = w.Write(body)
+	}
+}
+
+// statusError maps a forwarding error to the answer signet gives (caddy's statusError):
+// the client's own body problems keep their S3 code, missing credentials are 503, a
+// timeout 504, a client that went away 499, and anything else 502.
+func statusError(r *http.Request, st *state, err error) *s3Error {
+	if be, ok := errors.AsType[*signer.BodyError](err); ok {
+		return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
+	}
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		return &s3Error{status: StatusClientClosedRequest, code: "ClientClosedRequest", msg: "the client closed the request"}
+	}
+	where := "upstream"
+	if st != nil {
+		where = fmt.Sprintf("upstream %s (account %s", st.route.Upstream.URL, st.route.Upstream.Account)
+		if st.route.Upstream.Jurisdiction != "default" {
+			where += ", jurisdiction " + st.route.Upstream.Jurisdiction
+		}
+		where += ")"
+	}
+	if errors.Is(err, creds.ErrNoCredentials) || errors.Is(err, errCredentials) {
+		return &s3Error{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "no credentials to sign for " + where + ": " + err.Error()}
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return &s3Error{status: http.StatusGatewayTimeout, code: "GatewayTimeout", msg: where + " timed out: " + err.Error()}
+	}
+	return &s3Error{status: http.StatusBadGateway, code: "BadGateway", msg: where + " failed: " + err.Error()}
+}

@@ -1,0 +1,339 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/signer"
+)
+
+// Options are the Handler's optional hooks. The zero value of each field is a working
+// default.
+type Options struct {
+	// Transport carries signed requests upstream. nil: NewTransport().
+	Transport http.RoundTripper
+	// Logger receives one line per request and upstream failures. nil: slog.Default().
+	Logger *slog.Logger
+	// Now is the signing clock. nil: time.Now.
+	Now func() time.Time
+}
+
+// Handler is signet's S3 endpoint: an http.Handler that routes, re-signs and forwards.
+type Handler struct {
+	opts   Options
+	table  atomic.Pointer[Table]
+	rp     *httputil.ReverseProxy
+	signer *signer.Signer
+
+	pool     bufferPool
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New returns a Handler serving t.
+func New(t *Table, opts Options) *Handler {
+	if opts.Transport == nil {
+		opts.Transport = NewTransport()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	h := &Handler{opts: opts, signer: signer.NewSigner(), idPrefix: strings.ToUpper(hex.EncodeToString(b[:]))}
+	h.table.Store(t)
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:      h.rewrite,
+		Transport:    signingTransport{h},
+		ErrorHandler: h.errorHandler,
+		BufferPool:   &h.pool,
+		// Log through slog, not the standard logger; ReverseProxy logs copy errors here.
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return h
+}
+
+// Swap installs a new route table for requests that start from now on; requests in flight
+// finish with the table they started with.
+func (h *Handler) Swap(t *Table) { h.table.Store(t) }
+
+// state is what ServeHTTP decided about a request, carried to Rewrite, the transport and
+// ErrorHandler in the request's context.
+type state struct {
+	id         string
+	req        s3Request
+	route      *Route
+	upBucket   string
+	copySource string // rewritten x-amz-copy-source, when the request has one
+	err        *s3Error
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *state {
+	st, _ := ctx.Value(stateKey{}).(*state)
+	return st
+}
+
+func (h *Handler) newID() string {
+	return h.idPrefix + fmt.Sprintf("%08X", uint32(h.idSeq.Add(1)))
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := &state{id: h.newID()}
+	lw := &logWriter{ResponseWriter: w}
+	lw.Header().Set("X-Signet-Request-Id", st.id)
+	var body *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+	}
+	defer func() {
+		var in int64
+		if body != nil {
+			in = body.n
+		}
+		h.logRequest(r, st, lw, in, time.Since(start))
+	}()
+
+	t := h.table.Load()
+	if err := h.prepare(r, t, st); err != nil {
+		st.err = err
+		writeError(lw, r, err, st.id)
+		return
+	}
+	if st.req.bucket == "" {
+		h.listBuckets(lw, r, t, st)
+		return
+	}
+	h.rp.ServeHTTP(lw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// prepare parses and routes r, filling st, or says why signet refuses it.
+func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
+	req, err := parseRequest(r, t.suffixes)
+	if err != nil {
+		return err
+	}
+	st.req = req
+	if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
+		return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
+	}
+	if req.bucket == "" {
+		if r.Method != http.MethodGet {
+			return &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "only GET (ListBuckets) is allowed on /"}
+		}
+		return nil
+	}
+	st.route = t.Lookup(req.bucket)
+	if st.route == nil {
+		return &s3Error{status: http.StatusNotFound, code: "NoSuchBucket", msg: "bucket " + quote(req.bucket) + " is not configured in signet"}
+	}
+	st.upBucket = st.route.UpstreamBucket(req.bucket)
+	if st.route.ReadOnly && !isRead(r.Method) {
+		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(req.bucket) + " is read-only in signet"}
+	}
+	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
+		cs, err := h.copySource(t, st.route, src)
+		if err != nil {
+			return err
+		}
+		st.copySource = cs
+	}
+	if r.ContentLength < 0 {
+		// Transfer-Encoding: chunked with no length: R2 refuses it (411), and forwarding
+		// it as it came would hide that until the whole body had been sent.
+		return &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "send a Content-Length: the upstream needs to know the body's length"}
+	}
+	return nil
+}
+
+// copySource rewrites an x-amz-copy-source value ("[/]bucket/key[?versionId=..]", key
+// URL-encoded) to the upstream bucket name, checking that the source is routed to the
+// same upstream as the destination: one signature cannot span two accounts.
+func (h *Handler) copySource(t *Table, dst *Route, src string) (string, *s3Error) {
+	rest := strings.TrimPrefix(src, "/")
+	bucket, key, ok := strings.Cut(rest, "/")
+	if !ok || key == "" {
+		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-copy-source must be bucket/key"}
+	}
+	if b, err := url.PathUnescape(bucket); err == nil {
+		bucket = b
+	}
+	if err := config.CheckBucketName(bucket); err != nil {
+		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-copy-source: " + err.Error()}
+	}
+	r := t.Lookup(bucket)
+	if r == nil {
+		return "", &s3Error{status: http.StatusNotFound, code: "NoSuchBucket", msg: "copy source bucket " + quote(bucket) + " is not configured in signet"}
+	}
+	if r.Upstream != dst.Upstream {
+		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: fmt.Sprintf(
+			"copy source bucket %q is in account %s jurisdiction %s but the destination is in account %s jurisdiction %s: "+
+				"an upstream cannot copy across accounts or jurisdictions; download and upload instead",
+			bucket, r.Upstream.Account, r.Upstream.Jurisdiction, dst.Upstream.Account, dst.Upstream.Jurisdiction)}
+	}
+	return "/" + r.UpstreamBucket(bucket) + "/" + key, nil
+}
+
+// rewrite builds the upstream request: the route's endpoint, the upstream bucket, the key
+// escaped as S3 servers rebuild it, and the client's headers and query minus its
+// authentication. The transport signs it.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	st := stateFrom(pr.In.Context())
+	out := pr.Out
+	up := st.route.Upstream
+
+	p := "/" + st.upBucket
+	if st.req.key != "" {
+		p += "/" + st.req.key
+	}
+	out.URL.Scheme, out.URL.Host = up.URL.Scheme, up.URL.Host
+	out.URL.Path, out.URL.RawPath = p, signer.EscapePath(p)
+	out.Host = ""
+
+	q := out.URL.Query()
+	signer.Strip(out.Header, q)
+	out.URL.RawQuery = q.Encode()
+	delete(out.Header, "Content-Length") // sent from out.ContentLength
+	if st.copySource != "" {
+		out.Header.Set("X-Amz-Copy-Source", st.copySource)
+	}
+}
+
+// errCredentials marks a failure to obtain credentials (as opposed to reaching upstream).
+var errCredentials = errors.New("credentials")
+
+// signingTransport signs each upstream request just before it is sent.
+type signingTransport struct{ h *Handler }
+
+// RoundTrip signs req in place: req is ReverseProxy's own outbound clone, made for this
+// one round trip, so nothing else sees the change.
+func (t signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	st := stateFrom(ctx)
+	up := st.route.Upstream
+	c, err := up.Creds.Retrieve(ctx, st.route.credKey(st.req.bucket))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCredentials, err)
+	}
+	if err := t.h.signer.Sign(ctx, req, c, up.Region, t.h.opts.Now()); err != nil {
+		return nil, fmt.Errorf("sign request: %w", err)
+	}
+	return t.h.opts.Transport.RoundTrip(req)
+}
+
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateFrom(r.Context())
+	e := statusError(r, st, err)
+	if st != nil {
+		st.err = e
+	}
+	if e.status == StatusClientClosedRequest {
+		if lw, ok := w.(*logWriter); ok {
+			lw.status = e.status
+		}
+		return
+	}
+	writeError(w, r, e, st.id)
+}
+
+func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64, d time.Duration) {
+	status := lw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	level := slog.LevelInfo
+	attrs := []slog.Attr{
+		slog.String("id", st.id),
+		slog.String("method", r.Method),
+		slog.String("bucket", st.req.bucket),
+		slog.Int("key_len", len(st.req.key)),
+		slog.Int("status", status),
+		slog.Int64("bytes_in", in),
+		slog.Int64("bytes_out", lw.n),
+		slog.Duration("duration", d),
+	}
+	if st.route != nil {
+		attrs = append(attrs, slog.String("account", st.route.Upstream.Account))
+	}
+	if st.err != nil {
+		attrs = append(attrs, slog.String("error", st.err.code), slog.String("message", st.err.msg))
+		if st.err.status >= 500 && st.err.status != StatusClientClosedRequest {
+			level = slog.LevelWarn
+		}
+	}
+	h.opts.Logger.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+// logWriter records the status and body size written.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if code >= 200 && w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines (ReverseProxy uses it).
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody counts the request body bytes read.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// bufferPool lends ReverseProxy its copy buffers (caddy's streamingBufPool). Pooled
+// *[]byte, so that Put does not allocate.
+type bufferPool struct{ p sync.Pool }
+
+// copyBufferSize: larger than io.Copy's 32 KiB, which measurably slows large GETs.
+const copyBufferSize = 128 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

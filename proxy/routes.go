@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"time"
+
+	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/creds"
+)
+
+// Upstream is one account in one jurisdiction: where requests go and how they are signed.
+type Upstream struct {
+	Account      string
+	Jurisdiction string
+	// URL is the endpoint: scheme and host only.
+	URL *url.URL
+	// Host is the account's real host name for the jurisdiction, which R2 credentials are
+	// scoped to; it differs from URL.Host only when the endpoint is overridden.
+	Host   string
+	Region string
+	Creds  creds.Provider
+}
+
+// Route is one configured bucket route.
+type Route struct {
+	// Pattern is the configured name or glob.
+	Pattern  string
+	Upstream *Upstream
+	// Rename is the upstream bucket name, when it differs from the client's.
+	Rename   string
+	ReadOnly bool
+}
+
+// UpstreamBucket is the name of bucket (a name this route matched) upstream.
+func (r *Route) UpstreamBucket(bucket string) string {
+	if r.Rename != "" {
+		return r.Rename
+	}
+	return bucket
+}
+
+// credKey describes the credentials a request on bucket needs.
+func (r *Route) credKey(bucket string) creds.Key {
+	perm := creds.PermObjectReadWrite
+	if r.ReadOnly {
+		perm = creds.PermObjectReadOnly
+	}
+	return creds.Key{
+		Bucket:       r.UpstreamBucket(bucket),
+		Jurisdiction: r.Upstream.Jurisdiction,
+		Host:         r.Upstream.Host,
+		Permission:   perm,
+	}
+}
+
+// Table is an immutable route table built from a config.
+type Table struct {
+	exact     map[string]*Route
+	globs     []*Route
+	upstreams []*Upstream
+	suffixes  []string
+	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
+	listUpstream bool
+	created      time.Time
+}
+
+// NewTable builds the route table of cfg, signing each account with providers[account].
+func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, error) {
+	t := &Table{
+		exact:    make(map[string]*Route),
+		suffixes: cfg.VirtualHostSuffixes,
+		created:  time.Now().UTC(),
+	}
+	ups := map[[2]string]*Upstream{}
+	for _, b := range cfg.Buckets {
+		acct := cfg.Accounts[b.Account]
+		up := ups[[2]string{b.Account, b.Jurisdiction}]
+		if up == nil {
+			p := providers[b.Account]
+			if p == nil {
+				return nil, fmt.Errorf("account %s: no credentials provider", b.Account)
+			}
+			var err error
+			if up, err = newUpstream(b.Account, b.Jurisdiction, acct, p); err != nil {
+				return nil, err
+			}
+			ups[[2]string{b.Account, b.Jurisdiction}] = up
+			t.upstreams = append(t.upstreams, up)
+		}
+		r := &Route{Pattern: b.Name, Upstream: up, Rename: b.UpstreamBucket, ReadOnly: b.Access == config.AccessReadOnly}
+		if b.IsGlob() {
+			t.globs = append(t.globs, r)
+			t.listUpstream = true
+		} else {
+			t.exact[b.Name] = r
+		}
+	}
+	return t, nil
+}
+
+func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider) (*Upstream, error) {
+	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p}
+	endpoint := a.Endpoint
+	if a.IsR2() {
+		up.Host = config.R2Host(a.R2AccountID, jurisdiction)
+		if endpoint == "" {
+			endpoint = "https://" + up.Host
+		}
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: endpoint: %w", name, err)
+	}
+	up.URL = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	if up.Host == "" {
+		up.Host = u.Host
+	}
+	return up, nil
+}
+
+// Lookup returns the route for a bucket name, or nil.
+func (t *Table) Lookup(bucket string) *Route {
+	if r, ok := t.exact[bucket]; ok {
+		return r
+	}
+	for _, r := range t.globs {
+		if ok, _ := path.Match(r.Pattern, bucket); ok {
+			return r
+		}
+	}
+	return nil
+}

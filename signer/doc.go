@@ -1,0 +1,26 @@
+// Package signer re-signs S3 requests with AWS Signature Version 4 and decodes aws-chunked
+// request bodies, on top of github.com/aws/aws-sdk-go-v2/aws/signer/v4.
+//
+// [Strip] removes everything a client sent as authentication; [EscapePath] spells an object
+// key the way S3 servers rebuild it; [Signer.Sign] signs a request with UNSIGNED-PAYLOAD.
+//
+// # One v4 signer per set of credentials
+//
+// The SDK's signer caches derived signing keys by access key id and day only, never by the
+// secret. R2 credentials minted locally keep the parent's access key id with a new secret
+// each time, so a shared v4.Signer would go on signing with the old secret's key.
+// [Signer] keeps one v4.Signer per distinct credential set instead.
+//
+// # Paths
+//
+// Servers rebuild the canonical URI from the decoded key, percent-encoding every byte but
+// A-Z a-z 0-9 - _ . ~ and '/'. Forwarding a client's raw path, or Go's own escaping (which
+// leaves $&+,;=:@ alone), makes keys with those characters fail with SignatureDoesNotMatch.
+//
+// # Headers
+//
+// The SDK signs every header except Authorization, User-Agent, X-Amzn-Trace-Id, Expect and
+// Transfer-Encoding, and does not set X-Amz-Content-Sha256 itself. Content-Length is signed
+// only when positive. Go canonicalises incoming header names, so x-amz-meta-* names are
+// lowercased again before forwarding: some servers store the case they receive.
+package signer

@@ -1,0 +1,121 @@
+package signer
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// UnsignedPayload is the payload hash signet signs with: bodies stream through unhashed.
+const UnsignedPayload = "UNSIGNED-PAYLOAD"
+
+// Signer signs requests for the S3 service. It is safe for concurrent use and holds no
+// credentials of its own beyond the v4 signers it keeps per credential set.
+type Signer struct {
+	mu      sync.Mutex
+	signers map[credKey]*v4.Signer
+}
+
+// credKey identifies a credential set: everything that changes the derived signing key or
+// what is sent.
+type credKey struct{ id, secret, token string }
+
+// maxSigners bounds the v4 signer cache. Credential sets come and go as they are refreshed;
+// when the bound is reached the cache starts again, which costs one key derivation each.
+const maxSigners = 256
+
+// NewSigner returns a Signer.
+func NewSigner() *Signer { return &Signer{signers: make(map[credKey]*v4.Signer)} }
+
+func (s *Signer) v4For(c aws.Credentials) *v4.Signer {
+	k := credKey{c.AccessKeyID, c.SecretAccessKey, c.SessionToken}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.signers[k]; ok {
+		return v
+	}
+	if len(s.signers) >= maxSigners {
+		clear(s.signers)
+	}
+	v := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	s.signers[k] = v
+	return v
+}
+
+// Sign signs req in place for service s3 in region with UNSIGNED-PAYLOAD at now. req's URL
+// must already carry the escaped path (see EscapePath) and the final query.
+func (s *Signer) Sign(ctx context.Context, req *http.Request, c aws.Credentials, region string, now time.Time) error {
+	req.Header.Set("X-Amz-Content-Sha256", UnsignedPayload)
+	if c.SessionToken == "" {
+		req.Header.Del("X-Amz-Security-Token")
+	}
+	return s.v4For(c).SignHTTP(ctx, c, req, UnsignedPayload, "s3", region, now)
+}
+
+// authHeaders are the request headers that carry a client's own authentication.
+var authHeaders = []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"}
+
+// authParams are the query parameters of presigned SigV4 and SigV2 URLs.
+var authParams = []string{
+	"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+	"AWSAccessKeyId", "Signature", "Expires",
+}
+
+// Strip removes the client's authentication from h and query, and lowercases
+// x-amz-meta-* header names. It reports whether the query changed.
+func Strip(h http.Header, query url.Values) (queryChanged bool) {
+	for _, k := range authHeaders {
+		delete(h, k)
+	}
+	for k, v := range h {
+		if len(k) > len("X-Amz-Meta-") && strings.EqualFold(k[:len("X-Amz-Meta-")], "X-Amz-Meta-") {
+			if lk := strings.ToLower(k); lk != k {
+				delete(h, k)
+				h[lk] = append(h[lk], v...)
+			}
+		}
+	}
+	for _, p := range authParams {
+		if _, ok := query[p]; ok {
+			delete(query, p)
+			queryChanged = true
+		}
+	}
+	return queryChanged
+}
+
+// EscapePath percent-encodes p with AWS's rule: every byte except A-Z a-z 0-9 - _ . ~ and /.
+func EscapePath(p string) string {
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if !unreserved(p[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return p
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(p)+2*n)
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if unreserved(c) {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return string(b)
+}
+
+func unreserved(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~' || c == '/'
+}
