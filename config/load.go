@@ -68,10 +68,8 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-
+	// Validate even after decoding errors, so that one run reports every problem; a field
+	// that failed to decode is left zero and may add a "required" error of its own.
 	cfg.ApplyDefaults()
 	for _, fe := range cfg.Validate() {
 		line := lineOf(&root, fe.Path)

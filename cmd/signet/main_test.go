@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/signet-proxy/signet/internal/testenv"
+)
+
+// signetBinary builds cmd/signet once per test run.
+var signetBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "signet-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "signet")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// proc is a running signet binary.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+	err  error
+}
+
+// startSignet runs `signet serve` with args and waits for its "listening" log line.
+func startSignet(t *testing.T, args ...string) *proc {
+	t.Helper()
+	bin, err := signetBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	addrc := make(chan string, 1)
+	logs := t.Output()
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logs, line)
+			if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
+				addrc <- m[1]
+				sent = true
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case p.addr = <-addrc:
+	case <-p.done:
+		t.Fatalf("signet exited before listening: %v", p.err)
+	}
+	return p
+}
+
+var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// peakRSS reads the process's high-water mark of resident memory, in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLargeObjectMemoryStaysFlat streams 1 GiB up and down through the real binary and
+// checks the proxy's peak RSS stays under 64 MiB.
+func TestLargeObjectMemoryStaysFlat(t *testing.T) {
+	size := int64(1 << 30)
+	if s := os.Getenv("SIGNET_LARGE_OBJECT_BYTES"); s != "" {
+		size, _ = strconv.ParseInt(s, 10, 64)
+	}
+	gw := testenv.StartVersityGW(t)
+	if err := os.Mkdir(filepath.Join(gw.DataDir, "big"), 0o755); err != nil { // a bucket, for the posix backend
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf(`
+accounts:
+  gw:
+    endpoint: %s
+    credentials: {access_key_id: %s, secret_access_key: %s}
+buckets:
+  - {name: big, account: gw}
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey))
+	p := startSignet(t, "--config", cfg)
+	url := "http://" + p.addr + "/big/one-gib"
+	client := &http.Client{Transport: &http.Transport{}}
+
+	sent := sha256.New()
+	body := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), size), sent)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, url, body)
+	req.ContentLength = size
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("put: %d %s", resp.StatusCode, msg)
+	}
+
+	resp, err = client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	n, err := io.Copy(got, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size || !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
+		t.Fatalf("get: %d bytes, %v, hash match %v", n, err, bytes.Equal(got.Sum(nil), sent.Sum(nil)))
+	}
+	rss := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("peak RSS after %d MiB up and down: %.1f MiB", size>>20, float64(rss)/(1<<20))
+	if rss > 64<<20 {
+		t.Errorf("peak RSS %d MiB, want under 64 MiB", rss>>20)
+	}
+}
+
+// TestServeRejectsABadConfig: every problem at once, with lines, and a non-zero exit.
+func TestServeRejectsABadConfig(t *testing.T) {
+	bin, err := signetBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, `listen: 127.0.0.1:0
+acounts: {}
+accounts:
+  prod:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials: {access_key_id: a, secret_access_key: b}
+buckets:
+  - name: photos
+    account: prdo
+  - name: docs
+    account: prod
+    jurisdiction: mars
+  - name: "logs-[a"
+    account: prod
+`)
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`signet.yaml:2: unknown key "acounts"`,
+		`signet.yaml:9: buckets[0].account: unknown account "prdo"`,
+		`signet.yaml:12: buckets[1].jurisdiction: unknown jurisdiction "mars"`,
+		`signet.yaml:13: buckets[2].name: "logs-[a" is not a valid glob`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		ok   bool
+		out  string
+	}{
+		{name: "version", args: []string{"version"}, ok: true, out: "signet "},
+		{name: "unknown command", args: []string{"fly"}, out: "unknown command"},
+		{name: "zero-config without variables", args: []string{"serve"}, out: "missing: R2_ACCOUNT_ID, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY"},
+		{name: "bad listen flag", args: []string{"serve", "--listen", "nope"}, env: map[string]string{
+			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
+		}, out: `--listen "nope" is not host:port`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_JURISDICTION"} {
+				t.Setenv(k, tt.env[k])
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, &stdout, &stderr)
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v", err)
+			}
+			all := stdout.String() + stderr.String()
+			if err != nil {
+				all += err.Error()
+			}
+			if !strings.Contains(all, tt.out) {
+				t.Errorf("output %q lacks %q", all, tt.out)
+			}
+		})
+	}
+}
