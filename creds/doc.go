@@ -6,6 +6,39 @@
 // credentials file) ignore the key; sources that mint per-bucket credentials (R2 temporary
 // credentials) use it to decide what to mint.
 //
+// # Sources
+//
+// [Static] holds fixed keys; [File] reads a credentials file and follows its rotation. R2
+// temporary credentials come from a [Minter], [R2API] (Cloudflare's temp-access-credentials
+// call) or [R2Local] (a JWT signed locally with the parent secret), behind a [Cache], which
+// holds one credential per [Key] and refreshes it in the background.
+//
+// # Expiry is computed, not returned
+//
+// The temp-access-credentials response carries no expiry. [R2API] sets Expires to the time
+// taken before the request plus the ttlSeconds it asked for, so the credential is never
+// believed to outlive what was granted. [R2Local] sets Expires to the JWT's exp claim.
+//
+// # Refresh at two thirds
+//
+// A credential is re-minted in the background at RefreshRatio (2/3) of its usable lifetime,
+// the time from mint until SafetyMargin before expiry, with a little jitter so keys minted
+// together do not refresh together. The remaining third is for retries (exponential
+// backoff, honouring Retry-After: the Cloudflare API blocks a token for five minutes once it
+// exceeds 1200 calls in five minutes), while the old credential keeps serving. A credential
+// that expires within SafetyMargin is never returned: it must outlast the longest request
+// signed with it. Requests therefore wait for a mint only when a key is first used, after
+// [Cache.Invalidate], or after a key went idle.
+//
+// # One v4 signer per credential set
+//
+// The SDK's v4 signer caches the derived signing key by access key ID and day, never by
+// secret. Locally minted R2 credentials keep the parent's access key ID and change only the
+// secret, so a signer shared across refreshes would go on signing with the old secret's key
+// and every request after a refresh would fail with SignatureDoesNotMatch. Create a signer
+// with each credential set (a new Retrieve result whose SecretAccessKey differs) and keep it
+// with that set.
+//
 // # Secrets
 //
 // Credentials are values; they are never logged. Errors returned by providers name the
