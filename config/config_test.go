@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -190,5 +191,20 @@ func TestCheckBucketName(t *testing.T) {
 				t.Errorf("CheckBucketName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestExampleConfig keeps config.example.yaml loadable.
+func TestExampleConfig(t *testing.T) {
+	raw, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("config.example.yaml", raw, func(string) (string, bool) { return "set", true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Buckets) == 0 || cfg.Accounts["prod"] == nil {
+		t.Errorf("example config: %+v", cfg)
 	}
 }

@@ -128,6 +128,7 @@ func expandEnv(name string, n *yaml.Node, lookupEnv func(string) (string, bool))
 			val, ok := lookupEnv(v)
 			if !ok {
 				errs = append(errs, fmt.Errorf("%s:%d: environment variable %s is not set", name, n.Line, v))
+				return ref // not "": one error, not a second one about an empty value
 			}
 			return val
 		})
