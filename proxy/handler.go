@@ -81,6 +81,7 @@ type state struct {
 	route      *Route
 	upBucket   string
 	copySource string // rewritten x-amz-copy-source, when the request has one
+	body       *countingBody
 	err        *s3Error
 }
 
@@ -101,15 +102,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{id: h.newID()}
 	lw := &logWriter{ResponseWriter: w}
 	lw.Header().Set("X-Signet-Request-Id", st.id)
-	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &countingBody{ReadCloser: r.Body}
-		r.Body = body
+		st.body = &countingBody{ReadCloser: r.Body}
+		r.Body = st.body
 	}
 	defer func() {
 		var in int64
-		if body != nil {
-			in = body.n
+		if st.body != nil {
+			in = st.body.n
 		}
 		h.logRequest(r, st, lw, in, time.Since(start))
 	}()
@@ -243,6 +243,11 @@ func (t signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
+	if st.body != nil && st.body.err != nil {
+		// The transport reports the failed body read as its own error.
+		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "IncompleteBody",
+			Message: "the request body ended before its Content-Length", Err: st.body.err}
+	}
 	e := statusError(r, st, err)
 	if st != nil {
 		st.err = e
@@ -310,15 +315,20 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and deadlines (ReverseProxy uses it).
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts the request body bytes read.
+// countingBody counts the request body bytes read and keeps the first read error, so that
+// a body the client broke off is not blamed on the upstream.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n   int64
+	err error
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
 	return n, err
 }
 

@@ -31,9 +31,10 @@ import (
 
 // env is signet in front of a real versitygw.
 type env struct {
-	gw     *testenv.VersityGW
-	signet *httptest.Server
-	s3     *s3.Client
+	gw      *testenv.VersityGW
+	handler *proxy.Handler
+	signet  *httptest.Server
+	s3      *s3.Client
 }
 
 // routesYAML are the bucket routes every integration test uses.
@@ -84,7 +85,7 @@ accounts:
 %s`, gw.Endpoint, gw.Region, gw.AccessKey, secret, routesYAML))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{gw: gw, signet: srv, s3: newS3Client(srv.URL)}
+	return &env{gw: gw, handler: h, signet: srv, s3: newS3Client(srv.URL)}
 }
 
 // newS3Client is an aws-sdk-go-v2 S3 client with dummy credentials, as an app next to
@@ -518,4 +519,3 @@ func readError(t *testing.T, resp *http.Response) s3ErrorBody {
 	}
 	return e
 }
-

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"time"
@@ -13,8 +14,14 @@ func NewTransport() *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		// HTTPS_PROXY and NO_PROXY are honoured, for corporate egress proxies.
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				return resetConn{tc}, nil
+			}
+			return c, err
+		},
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
@@ -30,4 +37,19 @@ func NewTransport() *http.Transport {
 		WriteBufferSize:    64 << 10,
 		ReadBufferSize:     64 << 10,
 	}
+}
+
+// resetConn closes with a TCP reset instead of a FIN.
+//
+// The transport closes a connection in the middle of a request only when the request
+// failed: the client's body broke off, or the client went away. A FIN then tells the
+// upstream that the body ended, and a lenient HTTP/1.1 server stores the truncated body as
+// the object (versitygw, through fasthttp's streamed request bodies, does so when the
+// Content-Length was not reached). A reset makes its read fail, so nothing is stored. At
+// every other close the connection is idle, and a reset costs nothing.
+type resetConn struct{ *net.TCPConn }
+
+func (c resetConn) Close() error {
+	_ = c.SetLinger(0)
+	return c.TCPConn.Close()
 }

@@ -1,0 +1,109 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestClientDisconnectCancelsUpstream: a client that goes away mid-request cancels the
+// upstream request rather than leaving it running.
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	arrived := make(chan struct{})
+	cancelled := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+		close(cancelled)
+	}))
+	t.Cleanup(upstream.Close)
+	h := newHandler(t, fmt.Sprintf(`
+accounts:
+  gw: {endpoint: %q, credentials: {access_key_id: a, secret_access_key: b}}
+%s`, upstream.URL, routesYAML))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/alpha/slow", nil)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-arrived
+	cancel()
+	<-cancelled // the test would hang here if the upstream request lived on
+	if err := <-errc; err == nil {
+		t.Error("the cancelled request succeeded")
+	}
+}
+
+// TestExpectContinueEndToEnd: the client's Expect: 100-continue is answered with the
+// upstream's own 100 Continue, so a body is only sent once the upstream wants it.
+func TestExpectContinueEndToEnd(t *testing.T) {
+	e := newEnv(t, "")
+	e.mkBuckets(t, "alpha")
+	var got100 bool
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{Got100Continue: func() { got100 = true }})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, e.signet.URL+"/alpha/expect", strings.NewReader("after continue"))
+	req.Header.Set("Expect", "100-continue")
+	tr := &http.Transport{ExpectContinueTimeout: 60e9}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !got100 {
+		t.Errorf("status %d, got 100 Continue: %v", resp.StatusCode, got100)
+	}
+	if b := get(t, e.direct(), "alpha", "expect"); string(b) != "after continue" {
+		t.Errorf("stored %q", b)
+	}
+}
+
+// TestAbortedUploadLeavesNothing: a client that sends half its declared body and hangs up
+// must not leave a truncated object upstream, nor replace an existing one.
+func TestAbortedUploadLeavesNothing(t *testing.T) {
+	e := newEnv(t, "")
+	e.mkBuckets(t, "alpha")
+	put(t, e.s3, "alpha", "existing", []byte("the old version"))
+	// signet again, telling when it has finished with each request.
+	done := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.handler.ServeHTTP(w, r)
+		done <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+
+	for _, key := range []string{"fresh", "existing"} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PUT /alpha/%s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", key, 8<<20)
+		if _, err := conn.Write(make([]byte, 4<<20)); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		<-done
+	}
+	if _, err := os.Stat(filepath.Join(e.gw.DataDir, "alpha", "fresh")); err == nil {
+		fi, _ := os.Stat(filepath.Join(e.gw.DataDir, "alpha", "fresh"))
+		t.Errorf("a truncated upload was stored: %d bytes", fi.Size())
+	}
+	if b := get(t, e.direct(), "alpha", "existing"); string(b) != "the old version" {
+		t.Errorf("existing object became %d bytes", len(b))
+	}
+}
