@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -66,8 +67,41 @@ func newHandler(t *testing.T, yaml string) *proxy.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return proxy.New(table, proxy.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	return proxy.New(table, proxy.Options{Logger: slog.New(slog.NewTextHandler(secretScanner(t, cfg), nil))})
 }
+
+// secretScanner passes the log to the test's output and, when the test ends, fails it if
+// any secret, signature or credential scope was logged.
+func secretScanner(t *testing.T, cfg *config.Config) io.Writer {
+	t.Helper()
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	forbidden := []string{"Signature=", "Credential=", "X-Amz-Security-Token", "dummy/"}
+	for _, a := range cfg.Accounts {
+		if s := a.Credentials.SecretAccessKey.Value(); len(s) >= 8 { // placeholders like "b" match anything
+			forbidden = append(forbidden, s)
+		}
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range forbidden {
+			if bytes.Contains(buf.Bytes(), []byte(f)) {
+				t.Errorf("the log contains %q", f)
+			}
+		}
+	})
+	return writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		buf.Write(p)
+		mu.Unlock()
+		return t.Output().Write(p)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // newEnv starts versitygw and signet in front of it, signing with secret.
 func newEnv(t *testing.T, secret string) *env {
