@@ -132,13 +132,34 @@ func StartMinIO(t testing.TB) *MinIO {
 		if try == 300 {
 			t.Fatalf("minio not ready after 15s on %s\n%s", addr, logs.String())
 		}
-		if resp, err := m.client.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return m
-			}
+		if m.ready(t, ready) {
+			return m
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ready reports whether MinIO serves both S3 and STS: /minio/health/ready answers 200 before
+// IAM is initialised, when AssumeRole still fails with "Server not initialized".
+func (m *MinIO) ready(t testing.TB, healthURL string) bool {
+	t.Helper()
+	resp, err := m.client.Get(healthURL)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	_, err = m.AssumeRole(t.Context(), 15*time.Minute, "")
+	switch {
+	case err == nil:
+		return true
+	case strings.Contains(err.Error(), "not initialized"):
+		return false
+	default:
+		t.Fatalf("minio STS: %v", err)
+		return false
 	}
 }
 
