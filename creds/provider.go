@@ -12,6 +12,10 @@ import (
 // Implementations must be safe for concurrent use, must honour ctx (return promptly with
 // ctx's error once it is done), and must never return credentials that have expired.
 // Errors name what failed without including any secret.
+//
+// Extra abilities are optional interfaces, found by type assertion: [Invalidator] (drop a
+// credential upstream refused), and a Status() []KeyStatus method ([Cache], [File]) for
+// readiness checks and expiry metrics.
 type Provider interface {
 	Retrieve(ctx context.Context, key Key) (aws.Credentials, error)
 }
@@ -46,7 +50,9 @@ const (
 )
 
 // ErrNoCredentials is wrapped by providers that have no valid credentials to give: nothing
-// minted yet and minting failing, or everything held expired.
+// minted yet and minting failing, or everything held expired. [Cache] wraps the last mint
+// error alongside it, so errors.AsType[*APIError] finds a Cloudflare failure (and its
+// Retry-After) through it.
 var ErrNoCredentials = errors.New("no valid credentials")
 
 // Static always returns the same long-lived credentials, whatever the key.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/signet-proxy/signet/internal/testenv"
 )
 
 const (
@@ -26,7 +27,7 @@ const (
 )
 
 // testNow is the fixed clock of the local-minting tests.
-var testNow = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+func testNow() time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC) }
 
 // r2LocalCase is one Key to mint and the claims it must produce besides the fixed ones.
 type r2LocalCase struct {
@@ -85,7 +86,7 @@ func toAny(ss []string) []any {
 
 func newTestR2Local(t *testing.T, optFns ...func(*R2LocalOptions)) *R2Local {
 	t.Helper()
-	fns := append([]func(*R2LocalOptions){func(o *R2LocalOptions) { o.Now = func() time.Time { return testNow } }}, optFns...)
+	fns := append([]func(*R2LocalOptions){func(o *R2LocalOptions) { o.Now = testNow }}, optFns...)
 	m, err := NewR2Local(testAccount, testParentKeyID, testParentSecret, fns...)
 	if err != nil {
 		t.Fatalf("NewR2Local: %v", err)
@@ -101,8 +102,8 @@ func (tc r2LocalCase) wantClaims(ttl time.Duration) map[string]any {
 		"sub":    testAccount,
 		"iss":    testParentKeyID,
 		"aud":    tc.key.Host,
-		"iat":    float64(testNow.Unix()),
-		"exp":    float64(testNow.Add(ttl).Unix()),
+		"iat":    float64(testNow().Unix()),
+		"exp":    float64(testNow().Add(ttl).Unix()),
 	}
 	for k, v := range tc.extra {
 		want[k] = v
@@ -146,8 +147,8 @@ func TestR2LocalMint(t *testing.T) {
 			if want := base64.StdEncoding.EncodeToString([]byte("jwt/" + signed)); cr.SessionToken != want {
 				t.Errorf("SessionToken is not base64(\"jwt/\"+jwt)")
 			}
-			if !cr.CanExpire || !cr.Expires.Equal(testNow.Add(ttl)) {
-				t.Errorf("Expires = %v (CanExpire %v), want %v", cr.Expires, cr.CanExpire, testNow.Add(ttl))
+			if !cr.CanExpire || !cr.Expires.Equal(testNow().Add(ttl)) {
+				t.Errorf("Expires = %v (CanExpire %v), want %v", cr.Expires, cr.CanExpire, testNow().Add(ttl))
 			}
 
 			// The header, byte for byte as documented.
@@ -163,7 +164,7 @@ func TestR2LocalMint(t *testing.T) {
 			claims := jwt.MapClaims{}
 			_, err = jwt.ParseWithClaims(signed, claims, func(*jwt.Token) (any, error) { return []byte(testParentSecret), nil },
 				jwt.WithValidMethods([]string{"HS256"}),
-				jwt.WithTimeFunc(func() time.Time { return testNow.Add(time.Minute) }),
+				jwt.WithTimeFunc(func() time.Time { return testNow().Add(time.Minute) }),
 				jwt.WithAudience(tc.key.Host), jwt.WithIssuer(testParentKeyID), jwt.WithSubject(testAccount),
 				jwt.WithIssuedAt(), jwt.WithExpirationRequired())
 			if err != nil {
@@ -178,7 +179,7 @@ func TestR2LocalMint(t *testing.T) {
 			}
 
 			_, err = jwt.Parse(signed, func(*jwt.Token) (any, error) { return []byte("another secret"), nil },
-				jwt.WithTimeFunc(func() time.Time { return testNow }))
+				jwt.WithTimeFunc(testNow))
 			if !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 				t.Errorf("parse with another secret: err = %v, want ErrTokenSignatureInvalid", err)
 			}
@@ -204,7 +205,7 @@ func TestR2LocalTTL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := NewR2Local(testAccount, testParentKeyID, testParentSecret, func(o *R2LocalOptions) {
 				o.TTL = tt.ttl
-				o.Now = func() time.Time { return testNow.Add(300 * time.Millisecond) }
+				o.Now = func() time.Time { return testNow().Add(300 * time.Millisecond) }
 			})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -219,7 +220,7 @@ func TestR2LocalTTL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cr.Expires.Sub(testNow); got != tt.want {
+			if got := cr.Expires.Sub(testNow()); got != tt.want {
 				t.Errorf("lifetime = %s, want %s", got, tt.want)
 			}
 		})
@@ -323,7 +324,8 @@ console.log(JSON.stringify(out));
 `
 
 // joseModules returns a node_modules directory holding jose: $SIGNET_NODE_MODULES, else
-// os.UserCacheDir()/signet-tools/node/node_modules, installed there with npm on first use.
+// testenv.ToolsDir()/node/node_modules ($SIGNET_TOOLS, else os.UserCacheDir()/signet-tools),
+// installed there with npm on first use.
 func joseModules(t *testing.T) string {
 	t.Helper()
 	if dir := os.Getenv("SIGNET_NODE_MODULES"); dir != "" {
@@ -332,11 +334,11 @@ func joseModules(t *testing.T) string {
 		}
 		return dir
 	}
-	cache, err := os.UserCacheDir()
+	tools, err := testenv.ToolsDir()
 	if err != nil {
-		t.Fatalf("no SIGNET_NODE_MODULES and no user cache dir: %v", err)
+		t.Fatalf("no SIGNET_NODE_MODULES and no tools dir: %v", err)
 	}
-	prefix := filepath.Join(cache, "signet-tools", "node")
+	prefix := filepath.Join(tools, "node")
 	modules := filepath.Join(prefix, "node_modules")
 	if _, err := os.Stat(filepath.Join(modules, "jose", "package.json")); err == nil {
 		return modules
@@ -383,7 +385,7 @@ func TestR2LocalVerifiedByJose(t *testing.T) {
 		}
 		in = append(in, jsCase{Name: tc.name, SessionToken: cr.SessionToken, SecretAccessKey: cr.SecretAccessKey,
 			Secret: testParentSecret, ParentKeyID: testParentKeyID, AccountID: testAccount, Host: tc.key.Host,
-			NowUnix: testNow.Add(time.Minute).Unix()})
+			NowUnix: testNow().Add(time.Minute).Unix()})
 	}
 	// Negative controls: jose must refuse a wrong secret, a wrong audience, and an expired token.
 	bad := in[0]
@@ -393,7 +395,7 @@ func TestR2LocalVerifiedByJose(t *testing.T) {
 	bad.Name, bad.Host = "wrong audience", testAccount+".eu.r2.cloudflarestorage.com"
 	in = append(in, bad)
 	bad = in[0]
-	bad.Name, bad.NowUnix = "expired", testNow.Add(16*time.Minute).Unix()
+	bad.Name, bad.NowUnix = "expired", testNow().Add(16*time.Minute).Unix()
 	in = append(in, bad)
 
 	dir := t.TempDir()

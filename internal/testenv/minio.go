@@ -32,9 +32,10 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// MinIOInstall is the command that installs the MinIO server where [MinIOBinary] looks.
-// (os.UserCacheDir is $XDG_CACHE_HOME, else $HOME/.cache, on Linux.)
-const MinIOInstall = "GOBIN=$HOME/.cache/signet-tools/minio-latest go install github.com/minio/minio@latest" +
+// MinIOInstall is the command that installs the MinIO server where [MinIOBinary] looks
+// (the tools dir is $SIGNET_TOOLS, else os.UserCacheDir()/signet-tools: $XDG_CACHE_HOME,
+// else $HOME/.cache, on Linux).
+const MinIOInstall = "GOBIN=${SIGNET_TOOLS:-$HOME/.cache/signet-tools}/minio-latest go install github.com/minio/minio@latest" +
 	" (or set SIGNET_MINIO to a minio server binary)"
 
 // MinIORegion is the region MinIO signs for by default.
@@ -53,8 +54,8 @@ type MinIO struct {
 	client *http.Client
 }
 
-// MinIOBinary finds the MinIO server: $SIGNET_MINIO, else `minio` on PATH, else
-// os.UserCacheDir()/signet-tools/minio-latest/minio.
+// MinIOBinary finds the MinIO server: $SIGNET_MINIO, else [ToolsDir]/minio-latest/minio,
+// else `minio` on PATH.
 func MinIOBinary() (string, error) {
 	if p := os.Getenv("SIGNET_MINIO"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -62,18 +63,17 @@ func MinIOBinary() (string, error) {
 		}
 		return p, nil
 	}
+	var cached string
+	if dir, err := ToolsDir(); err == nil {
+		cached = filepath.Join(dir, "minio-latest", "minio")
+		if _, err := os.Stat(cached); err == nil {
+			return cached, nil
+		}
+	}
 	if p, err := exec.LookPath("minio"); err == nil {
 		return p, nil
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find minio: no SIGNET_MINIO, none on PATH, no cache dir: %w", err)
-	}
-	p := filepath.Join(cache, "signet-tools", "minio-latest", "minio")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("find minio: no SIGNET_MINIO, none on PATH, and %s: %w", p, err)
-	}
-	return p, nil
+	return "", fmt.Errorf("find minio: SIGNET_MINIO unset, no %s, none on PATH", cached)
 }
 
 // StartMinIO starts a MinIO server for the test and stops it in t.Cleanup. It fails the
