@@ -43,7 +43,7 @@ type CacheOptions struct {
 	// (0, 1). Default: `2/3`.
 	RefreshRatio float64
 	// RefreshJitter spreads refreshes of keys minted together: each refresh moves by up to
-	// ±RefreshJitter × lifetime. Must be in [0, 0.25]. Default: `0.05`.
+	// ±RefreshJitter × lifetime. At most 0.25; negative means none. Default: `0.05`.
 	RefreshJitter float64
 	// SafetyMargin is how long a credential must remain valid to be returned: it has to
 	// outlast the longest request signed with it. Default: `1m`.
@@ -155,8 +155,11 @@ func NewCache(m Minter, optFns ...func(*CacheOptions)) (*Cache, error) {
 	if o.RefreshRatio == 0 {
 		o.RefreshRatio = 2.0 / 3
 	}
-	if o.RefreshJitter == 0 {
+	switch {
+	case o.RefreshJitter == 0:
 		o.RefreshJitter = 0.05
+	case o.RefreshJitter < 0:
+		o.RefreshJitter = 0
 	}
 	o.SafetyMargin = cmp.Or(o.SafetyMargin, time.Minute)
 	o.MintTimeout = cmp.Or(o.MintTimeout, 30*time.Second)
@@ -451,7 +454,9 @@ func (c *Cache) refreshTime(cr aws.Credentials, mintedAt time.Time) time.Time {
 	usable := lifetime - c.opts.SafetyMargin
 	jitter := (2*rand.Float64() - 1) * c.opts.RefreshJitter * float64(lifetime)
 	d := time.Duration(c.opts.RefreshRatio*float64(usable) + jitter)
-	d = min(max(d, 0), usable)
+	// Never sooner than MinBackoff: a minter handing out barely-usable credentials must not
+	// turn this loop into a busy one.
+	d = max(min(max(d, 0), usable), c.opts.MinBackoff)
 	return mintedAt.Add(d)
 }
 

@@ -188,6 +188,11 @@ func TestCacheRefreshesOncePerLifetime(t *testing.T) {
 			hookMu.Unlock()
 		}
 
+		// Jitter: keys minted together do not refresh together.
+		if a, b := m.callsFor("a"), m.callsFor("b"); len(a) > 1 && len(b) > 1 && a[1].Equal(b[1]) {
+			t.Errorf("buckets a and b refreshed at the same instant %s", a[1])
+		}
+
 		st := c.Status()
 		if len(st) != len(buckets) {
 			t.Fatalf("Status has %d keys, want %d", len(st), len(buckets))
@@ -580,4 +585,25 @@ func TestNewCacheOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+func BenchmarkCacheRetrieve(b *testing.B) {
+	c, err := NewCache(&testMinter{ttl: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	key := testKey("bench")
+	if _, err := c.Retrieve(b.Context(), key); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Retrieve(context.Background(), key); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
