@@ -81,8 +81,12 @@ type state struct {
 	route      *Route
 	upBucket   string
 	copySource string // rewritten x-amz-copy-source, when the request has one
-	body       *countingBody
-	err        *s3Error
+	// chunked is set for aws-chunked bodies that signet decodes; payloadHash is what the
+	// upstream request is signed with.
+	chunked     *signer.ChunkedOptions
+	payloadHash string
+	body        *countingBody
+	err         *s3Error
 }
 
 type stateKey struct{}
@@ -124,6 +128,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.listBuckets(lw, r, t, st)
 		return
 	}
+	if st.chunked != nil {
+		if err := decodeChunked(r, st); err != nil {
+			st.err = err
+			writeError(lw, r, err, st.id)
+			return
+		}
+	}
 	h.rp.ServeHTTP(lw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
@@ -158,12 +169,64 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 		}
 		st.copySource = cs
 	}
-	if r.ContentLength < 0 {
+	return h.prepareBody(r, st)
+}
+
+// prepareBody decides how the body goes upstream: as it came, or, for aws-chunked bodies,
+// decoded with a Content-Length (R2 refuses chunk-signed uploads and bodies without one).
+func (h *Handler) prepareBody(r *http.Request, st *state) *s3Error {
+	st.payloadHash = signer.UnsignedPayload
+	opts, chunked, err := signer.ChunkedOptionsFromHeader(r.Header)
+	if err != nil {
+		if be, ok := errors.AsType[*signer.BodyError](err); ok {
+			return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
+		}
+		return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: err.Error()}
+	}
+	switch {
+	case chunked && opts.Mode == signer.StreamingUnsignedTrailer && r.ContentLength >= 0 && st.route.Upstream.ChunkedPassthrough:
+		// The upstream takes unsigned-trailer bodies itself: only the headers are re-signed.
+		st.payloadHash = signer.StreamingUnsignedTrailer
+	case chunked && opts.DecodedLength < 0:
+		return &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "an aws-chunked body needs x-amz-decoded-content-length: the upstream needs to know the body's length"}
+	case chunked:
+		st.chunked = &opts
+	case r.ContentLength < 0:
 		// Transfer-Encoding: chunked with no length: R2 refuses it (411), and forwarding
 		// it as it came would hide that until the whole body had been sent.
 		return &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "send a Content-Length: the upstream needs to know the body's length"}
 	}
 	return nil
+}
+
+// decodeChunked replaces r's aws-chunked body with its decoded payload, announced with
+// its decoded length. The decoder holds back the payload's last byte until the framing,
+// trailer and checksum are verified, so a bad body never completes an upload upstream.
+func decodeChunked(r *http.Request, st *state) *s3Error {
+	dec := signer.NewChunkedReader(st.body, *st.chunked)
+	signer.StripChunkedHeaders(r.Header)
+	r.TransferEncoding = nil
+	r.ContentLength = st.chunked.DecodedLength
+	if r.ContentLength == 0 {
+		// ReverseProxy sends no body for a zero length and so would never read this one:
+		// check its framing here. It is empty, so this reads only the framing.
+		if _, err := io.Copy(io.Discard, dec); err != nil {
+			if be, ok := errors.AsType[*signer.BodyError](err); ok {
+				return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
+			}
+			return &s3Error{status: http.StatusBadRequest, code: "IncompleteBody", msg: err.Error()}
+		}
+		r.Body = http.NoBody
+		return nil
+	}
+	r.Body = decodedBody{dec, st.body}
+	return nil
+}
+
+// decodedBody reads the decoder and closes the client's body.
+type decodedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // copySource rewrites an x-amz-copy-source value ("[/]bucket/key[?versionId=..]", key
@@ -235,7 +298,7 @@ func (t signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCredentials, err)
 	}
-	if err := t.h.signer.Sign(ctx, req, c, up.Region, t.h.opts.Now()); err != nil {
+	if err := t.h.signer.Sign(ctx, req, c, up.Region, st.payloadHash, t.h.opts.Now()); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
 	return t.h.opts.Transport.RoundTrip(req)

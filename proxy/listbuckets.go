@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signet-proxy/signet/creds"
+	"github.com/signet-proxy/signet/signer"
 )
 
 // listBucketsResult is S3's ListAllMyBucketsResult.
@@ -103,7 +104,7 @@ func (h *Handler) upstreamBuckets(ctx context.Context, up *Upstream) ([]listedBu
 	if err != nil {
 		return nil, err
 	}
-	if err := h.signer.Sign(ctx, req, c, up.Region, h.opts.Now()); err != nil {
+	if err := h.signer.Sign(ctx, req, c, up.Region, signer.UnsignedPayload, h.opts.Now()); err != nil {
 		return nil, err
 	}
 	resp, err := h.opts.Transport.RoundTrip(req)

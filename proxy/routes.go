@@ -21,6 +21,9 @@ type Upstream struct {
 	Host   string
 	Region string
 	Creds  creds.Provider
+	// ChunkedPassthrough forwards STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies framed, for
+	// upstreams that accept them, instead of decoding them.
+	ChunkedPassthrough bool
 }
 
 // Route is one configured bucket route.
@@ -101,7 +104,8 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 }
 
 func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider) (*Upstream, error) {
-	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p}
+	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p,
+		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough}
 	endpoint := a.Endpoint
 	if a.IsR2() {
 		up.Host = config.R2Host(a.R2AccountID, jurisdiction)

@@ -48,14 +48,16 @@ func (s *Signer) v4For(c aws.Credentials) *v4.Signer {
 	return v
 }
 
-// Sign signs req in place for service s3 in region with UNSIGNED-PAYLOAD at now. req's URL
-// must already carry the escaped path (see EscapePath) and the final query.
-func (s *Signer) Sign(ctx context.Context, req *http.Request, c aws.Credentials, region string, now time.Time) error {
-	req.Header.Set("X-Amz-Content-Sha256", UnsignedPayload)
+// Sign signs req in place for service s3 in region at now, declaring payloadHash
+// (UnsignedPayload, or a STREAMING-* value for a body forwarded framed) as
+// X-Amz-Content-Sha256. req's URL must already carry the escaped path (see EscapePath) and
+// the final query.
+func (s *Signer) Sign(ctx context.Context, req *http.Request, c aws.Credentials, region, payloadHash string, now time.Time) error {
+	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
 	if c.SessionToken == "" {
 		req.Header.Del("X-Amz-Security-Token")
 	}
-	return s.v4For(c).SignHTTP(ctx, c, req, UnsignedPayload, "s3", region, now)
+	return s.v4For(c).SignHTTP(ctx, c, req, payloadHash, "s3", region, now)
 }
 
 // authHeaders are the request headers that carry a client's own authentication.

@@ -62,7 +62,7 @@ func TestNewSecretNeverMeetsACachedKey(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	sign := func(secret string) string {
 		req, _ := http.NewRequest(http.MethodGet, "https://acct.r2.cloudflarestorage.com/b/k", nil)
-		if err := s.Sign(t.Context(), req, aws.Credentials{AccessKeyID: "same-id", SecretAccessKey: secret}, "auto", now); err != nil {
+		if err := s.Sign(t.Context(), req, aws.Credentials{AccessKeyID: "same-id", SecretAccessKey: secret}, "auto", UnsignedPayload, now); err != nil {
 			t.Fatal(err)
 		}
 		return req.Header.Get("Authorization")
@@ -80,7 +80,7 @@ func TestSignSetsPayloadHashAndToken(t *testing.T) {
 	s := NewSigner()
 	req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1:7070/b/k", strings.NewReader("x"))
 	req.Header.Set("X-Amz-Security-Token", "from-the-client")
-	if err := s.Sign(t.Context(), req, aws.Credentials{AccessKeyID: "id", SecretAccessKey: "s"}, "us-east-1", time.Now()); err != nil {
+	if err := s.Sign(t.Context(), req, aws.Credentials{AccessKeyID: "id", SecretAccessKey: "s"}, "us-east-1", UnsignedPayload, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if req.Header.Get("X-Amz-Content-Sha256") != UnsignedPayload {
@@ -93,7 +93,7 @@ func TestSignSetsPayloadHashAndToken(t *testing.T) {
 		t.Errorf("signed headers: %s", req.Header.Get("Authorization"))
 	}
 	req, _ = http.NewRequest(http.MethodGet, "http://127.0.0.1:7070/b/k", nil)
-	if err := s.Sign(t.Context(), req, aws.Credentials{AccessKeyID: "id", SecretAccessKey: "s", SessionToken: "tok"}, "us-east-1", time.Now()); err != nil {
+	if err := s.Sign(t.Context(), req, aws.Credentials{AccessKeyID: "id", SecretAccessKey: "s", SessionToken: "tok"}, "us-east-1", UnsignedPayload, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if req.Header.Get("X-Amz-Security-Token") != "tok" || !strings.Contains(req.Header.Get("Authorization"), "x-amz-security-token") {
@@ -110,7 +110,7 @@ func BenchmarkSign(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req.Header.Del("Authorization")
-		if err := s.Sign(b.Context(), req, c, "auto", now); err != nil {
+		if err := s.Sign(b.Context(), req, c, "auto", UnsignedPayload, now); err != nil {
 			b.Fatal(err)
 		}
 	}
