@@ -94,7 +94,7 @@ func StartMinIO(t testing.TB) *MinIO {
 		}},
 	}
 	t.Cleanup(m.client.CloseIdleConnections)
-	addr, console := freeAddr(t), freeAddr(t)
+	addr, console := FreeAddr(t), FreeAddr(t)
 	m.Host = addr
 	m.Endpoint = "http://" + addr
 
@@ -272,17 +272,6 @@ func R2SessionPolicy(req TempCredentialsRequest) string {
 	}
 	b, _ := json.Marshal(policy) // maps of strings: cannot fail
 	return string(b)
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // lockedBuffer collects a child process's output; Wait's copy goroutines write to it while
