@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -113,8 +115,8 @@ func writeConfig(t *testing.T, text string) string {
 	return p
 }
 
-// TestLargeObjectMemoryStaysFlat streams 1 GiB up and down through the real binary and
-// checks the proxy's peak RSS stays under 64 MiB.
+// TestLargeObjectMemoryStaysFlat streams 1 GiB up and down through the real binary, once
+// as a plain body and once aws-chunked, and checks the proxy's peak RSS stays under 64 MiB.
 func TestLargeObjectMemoryStaysFlat(t *testing.T) {
 	size := int64(1 << 30)
 	if s := os.Getenv("SIGNET_LARGE_OBJECT_BYTES"); s != "" {
@@ -133,38 +135,78 @@ buckets:
   - {name: big, account: gw}
 `, gw.Endpoint, gw.AccessKey, gw.SecretKey))
 	p := startSignet(t, "--config", cfg)
-	url := "http://" + p.addr + "/big/one-gib"
 	client := &http.Client{Transport: &http.Transport{}}
 
-	sent := sha256.New()
-	body := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), size), sent)
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, url, body)
-	req.ContentLength = size
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("put: %d %s", resp.StatusCode, msg)
-	}
+	for _, chunked := range []bool{false, true} {
+		url := fmt.Sprintf("http://%s/big/object-chunked-%v", p.addr, chunked)
+		sent := sha256.New()
+		var body io.Reader = io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), size), sent)
+		if chunked {
+			body = frameUnsignedTrailer(t, body)
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, url, body)
+		if chunked {
+			req.Header.Set("Content-Encoding", "aws-chunked")
+			req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+			req.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(size, 10))
+			req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		} else {
+			req.ContentLength = size
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("put (aws-chunked %v): %d %s", chunked, resp.StatusCode, msg)
+		}
 
-	resp, err = client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := sha256.New()
-	n, err := io.Copy(got, resp.Body)
-	resp.Body.Close()
-	if err != nil || n != size || !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
-		t.Fatalf("get: %d bytes, %v, hash match %v", n, err, bytes.Equal(got.Sum(nil), sent.Sum(nil)))
+		resp, err = client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sha256.New()
+		n, err := io.Copy(got, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size || !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
+			t.Fatalf("get (aws-chunked %v): %d bytes, %v, hash match %v", chunked, n, err, bytes.Equal(got.Sum(nil), sent.Sum(nil)))
+		}
 	}
 	rss := peakRSS(t, p.cmd.Process.Pid)
-	t.Logf("peak RSS after %d MiB up and down: %.1f MiB", size>>20, float64(rss)/(1<<20))
+	t.Logf("peak RSS after 2 × %d MiB up and down: %.1f MiB", size>>20, float64(rss)/(1<<20))
 	if rss > 64<<20 {
 		t.Errorf("peak RSS %d MiB, want under 64 MiB", rss>>20)
 	}
+}
+
+// frameUnsignedTrailer streams payload framed as STREAMING-UNSIGNED-PAYLOAD-TRAILER in 64 KiB
+// chunks with a CRC32 trailer, as the JavaScript SDK sends a stream body.
+func frameUnsignedTrailer(t *testing.T, payload io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	t.Cleanup(func() { pr.Close(); <-done })
+	go func() {
+		defer close(done)
+		crc := crc32.NewIEEE()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := io.ReadFull(payload, buf)
+			if n > 0 {
+				crc.Write(buf[:n])
+				if _, werr := fmt.Fprintf(pw, "%x\r\n%s\r\n", n, buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		fmt.Fprintf(pw, "0\r\nx-amz-checksum-crc32:%s\r\n\r\n", base64.StdEncoding.EncodeToString(crc.Sum(nil)))
+		pw.Close()
+	}()
+	return pr
 }
 
 // TestServeRejectsABadConfig: every problem at once, with lines, and a non-zero exit.
