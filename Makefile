@@ -5,6 +5,8 @@ CACHE     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 TOOLS     ?= $(CACHE)/signet-tools
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)/versitygw
+MINIO     := $(TOOLS)/minio-latest/minio
+JOSE      := $(TOOLS)/node/node_modules/jose/package.json
 DEMO      := $(CURDIR)/.demo
 FUZZTIME  ?= 30s
 
@@ -15,11 +17,20 @@ export SIGNET_TOOLS := $(TOOLS)
 build:
 	$(GO) build -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/signet ./cmd/signet
 
-# Test servers, installed once per version into the tools cache (about 3 minutes cold).
-tools: $(VERSITYGW)
+# Test servers and tools, installed once per version into the tools cache (about 8 minutes
+# cold, for versitygw and MinIO; later runs reuse them).
+tools: $(VERSITYGW) $(MINIO) $(JOSE)
 
 $(VERSITYGW):
 	GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+# MinIO (AGPL) runs as a separate test server for session-token tests; it is never imported.
+$(MINIO):
+	GOBIN=$(dir $@) $(GO) install github.com/minio/minio@latest
+
+# jose: the JWT library Cloudflare's own example uses, to verify locally minted credentials.
+$(JOSE):
+	npm install --prefix $(TOOLS)/node --no-audit --no-fund jose@6
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -39,7 +50,7 @@ test: tools vet
 
 # Starts versitygw on 127.0.0.1:7070 and signet on 127.0.0.1:9000 in front of it, uploads
 # and downloads a file through signet, and keeps both running until Ctrl-C.
-demo: tools build
+demo: $(VERSITYGW) build
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)/data/demo
 	@printf '%s\n' \
 	  'listen: 127.0.0.1:9000' \
