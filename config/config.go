@@ -55,12 +55,79 @@ const (
 // IsR2 reports whether the account is an R2 account.
 func (a *Account) IsR2() bool { return a.R2AccountID != "" }
 
-// Credentials are static keys: a literal value (which may be ${ENV}) or a file holding it.
+// Credentials say what an account signs with: exactly one source. Static keys are given
+// at this level (a literal value, which may be ${ENV}, or a _file holding it); the other
+// sources each have their own section.
 type Credentials struct {
 	AccessKeyID         string `yaml:"access_key_id"`
 	AccessKeyIDFile     string `yaml:"access_key_id_file"`
 	SecretAccessKey     Secret `yaml:"secret_access_key"`
 	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+
+	// R2TempAPI mints R2 temporary credentials per bucket through Cloudflare's API.
+	R2TempAPI *R2TempAPI `yaml:"r2_temp_api"`
+	// R2TempLocal mints R2 temporary credentials per bucket locally, from the parent key.
+	R2TempLocal *R2TempLocal `yaml:"r2_temp_local"`
+	// File is a JSON or YAML credentials file, re-read whenever it changes.
+	File string `yaml:"file"`
+
+	// RefreshRatio is the fraction of a minted credential's lifetime after which it is
+	// re-minted in the background. Default: `0.667`.
+	RefreshRatio float64 `yaml:"refresh_ratio"`
+	// SafetyMargin: credentials expiring sooner than this are never signed with; it must
+	// outlast the longest request. Default: `1m`.
+	SafetyMargin Duration `yaml:"safety_margin"`
+}
+
+// Credential sources, as `signet check` names them.
+const (
+	SourceStatic      = "static"
+	SourceR2TempAPI   = "r2_temp_api"
+	SourceR2TempLocal = "r2_temp_local"
+	SourceFile        = "file"
+)
+
+// Source names the configured credential source.
+func (c *Credentials) Source() string {
+	switch {
+	case c.R2TempAPI != nil:
+		return SourceR2TempAPI
+	case c.R2TempLocal != nil:
+		return SourceR2TempLocal
+	case c.File != "":
+		return SourceFile
+	default:
+		return SourceStatic
+	}
+}
+
+// BucketScoped reports whether the source mints one credential per bucket, which cannot
+// sign a copy between two buckets.
+func (c *Credentials) BucketScoped() bool {
+	return c.R2TempAPI != nil || c.R2TempLocal != nil
+}
+
+// R2TempAPI configures minting through POST /accounts/{id}/r2/temp-access-credentials.
+type R2TempAPI struct {
+	// APIToken is a Cloudflare API token with R2 write permission (or APITokenFile).
+	APIToken     Secret `yaml:"api_token"`
+	APITokenFile string `yaml:"api_token_file"`
+	// ParentAccessKeyID is the Access Key ID of the R2 API token whose permissions the
+	// temporary credentials narrow.
+	ParentAccessKeyID string `yaml:"parent_access_key_id"`
+	// TTL is each credential's lifetime (1s to 7 days). Default: `1h`.
+	TTL Duration `yaml:"ttl"`
+	// APIBaseURL is the Cloudflare API. Default: `https://api.cloudflare.com/client/v4`.
+	APIBaseURL string `yaml:"api_base_url"`
+}
+
+// R2TempLocal configures local minting: an HS256 JWT signed with the parent secret.
+type R2TempLocal struct {
+	ParentAccessKeyID         string `yaml:"parent_access_key_id"`
+	ParentSecretAccessKey     Secret `yaml:"parent_secret_access_key"`
+	ParentSecretAccessKeyFile string `yaml:"parent_secret_access_key_file"`
+	// TTL is each credential's lifetime (1s to 7 days). Default: `15m`.
+	TTL Duration `yaml:"ttl"`
 }
 
 // Access levels of a route.
@@ -87,6 +154,24 @@ type Bucket struct {
 	// Access is read-write or read-only; signet itself refuses writes to read-only buckets.
 	// Default: `read-write`.
 	Access string `yaml:"access"`
+	// Admin asks bucket-scoped credential sources for admin-read-only/admin-read-write
+	// instead of object-read-only/object-read-write (bucket settings, not just objects).
+	// Default: `false`.
+	Admin bool `yaml:"admin"`
+	// Prefixes and Objects narrow minted credentials to key prefixes and exact keys.
+	Prefixes []string `yaml:"prefixes"`
+	Objects  []string `yaml:"objects"`
+	// Actions narrow locally minted credentials (r2_temp_local) to these S3 actions.
+	Actions []string `yaml:"actions"`
+}
+
+// Permission is the R2 permission a route's minted credentials carry.
+func (b *Bucket) Permission() string {
+	kind := "object"
+	if b.Admin {
+		kind = "admin"
+	}
+	return kind + "-" + b.Access
 }
 
 // IsGlob reports whether the route's name is a pattern.
@@ -102,10 +187,11 @@ type Log struct {
 
 // Defaults.
 const (
-	DefaultListen    = "127.0.0.1:9000"
-	DefaultR2Region  = "auto"
-	DefaultS3Region  = "us-east-1"
-	DefaultLogFormat = "text"
+	DefaultCloudflareAPI = "https://api.cloudflare.com/client/v4"
+	DefaultListen        = "127.0.0.1:9000"
+	DefaultR2Region      = "auto"
+	DefaultS3Region      = "us-east-1"
+	DefaultLogFormat     = "text"
 )
 
 // ApplyDefaults fills every unset field with its default. It is idempotent.
@@ -119,6 +205,22 @@ func (c *Config) ApplyDefaults() {
 	for _, a := range c.Accounts {
 		if a == nil {
 			continue
+		}
+		cr := &a.Credentials
+		if cr.RefreshRatio == 0 {
+			cr.RefreshRatio = 2.0 / 3
+		}
+		if cr.SafetyMargin == 0 {
+			cr.SafetyMargin = Duration(time.Minute)
+		}
+		if cr.R2TempAPI != nil && cr.R2TempAPI.TTL == 0 {
+			cr.R2TempAPI.TTL = Duration(time.Hour)
+		}
+		if cr.R2TempAPI != nil && cr.R2TempAPI.APIBaseURL == "" {
+			cr.R2TempAPI.APIBaseURL = DefaultCloudflareAPI
+		}
+		if cr.R2TempLocal != nil && cr.R2TempLocal.TTL == 0 {
+			cr.R2TempLocal.TTL = Duration(15 * time.Minute)
 		}
 		if a.ChunkedUpstream == "" {
 			a.ChunkedUpstream = ChunkedDecode

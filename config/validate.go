@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Validate checks the whole config and returns every problem found. It does no I/O.
@@ -69,6 +70,9 @@ func (c *Config) Validate() []*FieldError {
 		for _, fe := range a.Credentials.validate() {
 			bad(fe.Err, append(at("credentials"), fe.Path...)...)
 		}
+		if a.Credentials.BucketScoped() && !a.IsR2() {
+			bad(fmt.Errorf("%s needs an R2 account (r2_account_id)", a.Credentials.Source()), at("credentials", a.Credentials.Source())...)
+		}
 	}
 
 	if len(c.Buckets) == 0 {
@@ -120,6 +124,18 @@ func (c *Config) Validate() []*FieldError {
 		if b.Access != AccessReadWrite && b.Access != AccessReadOnly {
 			bad(fmt.Errorf("%q is not read-write or read-only", b.Access), at("access")...)
 		}
+		scoped := ok && a != nil && a.Credentials.BucketScoped()
+		if (len(b.Prefixes) > 0 || len(b.Objects) > 0) && !scoped {
+			bad(errors.New("prefixes and objects narrow minted credentials: the account needs r2_temp_api or r2_temp_local"), at()...)
+		}
+		if len(b.Actions) > 0 && (!ok || a == nil || a.Credentials.R2TempLocal == nil) {
+			bad(errors.New("actions narrow locally minted credentials: the account needs r2_temp_local"), at("actions")...)
+		}
+		for j, act := range b.Actions {
+			if !slices.Contains(R2Actions(), act) {
+				bad(fmt.Errorf("unknown action %q (use %s)", act, strings.Join(R2Actions(), ", ")), at("actions", j)...)
+			}
+		}
 	}
 	return errs
 }
@@ -127,6 +143,55 @@ func (c *Config) Validate() []*FieldError {
 func (c *Credentials) validate() []*FieldError {
 	var errs []*FieldError
 	bad := func(err error, p ...any) { errs = append(errs, &FieldError{Path: p, Err: err}) }
+	static := c.AccessKeyID != "" || c.AccessKeyIDFile != "" || c.SecretAccessKey != "" || c.SecretAccessKeyFile != ""
+	n := 0
+	for _, set := range []bool{static, c.R2TempAPI != nil, c.R2TempLocal != nil, c.File != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		bad(errors.New("give exactly one credential source: static keys, r2_temp_api, r2_temp_local or file"))
+		return errs
+	}
+	if c.RefreshRatio <= 0 || c.RefreshRatio >= 1 {
+		bad(fmt.Errorf("%v must be between 0 and 1", c.RefreshRatio), "refresh_ratio")
+	}
+	if c.SafetyMargin < 0 {
+		bad(errors.New("must not be negative"), "safety_margin")
+	}
+	checkTTL := func(d Duration, p ...any) {
+		if time.Duration(d) < time.Second || time.Duration(d) > 7*24*time.Hour {
+			bad(fmt.Errorf("%s must be between 1s and 168h (7 days)", time.Duration(d)), p...)
+		}
+	}
+	switch {
+	case c.R2TempAPI != nil:
+		a := c.R2TempAPI
+		if (a.APIToken == "") == (a.APITokenFile == "") {
+			bad(errors.New("give one of api_token and api_token_file"), "r2_temp_api")
+		}
+		if a.ParentAccessKeyID == "" {
+			bad(errors.New("parent_access_key_id is required"), "r2_temp_api")
+		}
+		checkTTL(a.TTL, "r2_temp_api", "ttl")
+		if u, err := url.Parse(a.APIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(fmt.Errorf("%q is not an http(s) URL", a.APIBaseURL), "r2_temp_api", "api_base_url")
+		}
+		return errs
+	case c.R2TempLocal != nil:
+		l := c.R2TempLocal
+		if l.ParentAccessKeyID == "" {
+			bad(errors.New("parent_access_key_id is required"), "r2_temp_local")
+		}
+		if (l.ParentSecretAccessKey == "") == (l.ParentSecretAccessKeyFile == "") {
+			bad(errors.New("give one of parent_secret_access_key and parent_secret_access_key_file"), "r2_temp_local")
+		}
+		checkTTL(l.TTL, "r2_temp_local", "ttl")
+		return errs
+	case c.File != "":
+		return errs
+	}
 	switch {
 	case c.AccessKeyID == "" && c.AccessKeyIDFile == "":
 		bad(errors.New("access_key_id or access_key_id_file is required"))
@@ -140,6 +205,17 @@ func (c *Credentials) validate() []*FieldError {
 		bad(errors.New("set only one of secret_access_key and secret_access_key_file"), "secret_access_key_file")
 	}
 	return errs
+}
+
+// R2Actions returns, in a new slice, the S3 actions a locally minted R2 credential can be
+// narrowed to (the JWT's actions claim), in Cloudflare's documented order.
+func R2Actions() []string {
+	return []string{
+		"HeadObject", "GetObject", "GetBucketLocation", "ListObjectsV1", "ListObjectsV2",
+		"ListMultipartUploads", "ListParts", "PutObject", "DeleteObject", "DeleteObjects",
+		"CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+		"AbortMultipartUpload", "CompleteMultipartUpload",
+	}
 }
 
 func checkEndpoint(s string) error {

@@ -2,24 +2,76 @@ package creds
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/signet-proxy/signet/config"
 )
 
 // FromConfig builds the Provider an account's credentials section describes, reading any
-// _file it names. name is the account's name, used in errors.
-func FromConfig(name string, c config.Credentials) (Provider, error) {
-	id, err := valueOrFile(c.AccessKeyID, c.AccessKeyIDFile)
-	if err != nil {
-		return nil, fmt.Errorf("account %s: access key id: %w", name, err)
+// _file it names. name is the account's name, used in errors. Minted sources come wrapped
+// in a [Cache], tuned by the section's refresh_ratio and safety_margin and then by
+// cacheOpts (for logging and metrics hooks). A returned Provider that implements io.Closer
+// must be closed when it is no longer used.
+func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts ...func(*CacheOptions)) (Provider, error) {
+	c := a.Credentials
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	secret, err := valueOrFile(c.SecretAccessKey.Value(), c.SecretAccessKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("account %s: secret access key: %w", name, err)
+	wrap := func(what string, err error) error { return fmt.Errorf("account %s: %s: %w", name, what, err) }
+	var m Minter
+	switch c.Source() {
+	case config.SourceFile:
+		f, err := NewFile(c.File, logger, func(o *FileOptions) { o.SafetyMargin = time.Duration(c.SafetyMargin) })
+		if err != nil {
+			return nil, wrap("credentials file", err)
+		}
+		return f, nil
+	case config.SourceR2TempAPI:
+		api := c.R2TempAPI
+		token, err := valueOrFile(api.APIToken.Value(), api.APITokenFile)
+		if err != nil {
+			return nil, wrap("api token", err)
+		}
+		if m, err = NewR2API(a.R2AccountID, token, api.ParentAccessKeyID, func(o *R2APIOptions) {
+			o.BaseURL, o.TTL = api.APIBaseURL, time.Duration(api.TTL)
+		}); err != nil {
+			return nil, wrap("r2_temp_api", err)
+		}
+	case config.SourceR2TempLocal:
+		l := c.R2TempLocal
+		secret, err := valueOrFile(l.ParentSecretAccessKey.Value(), l.ParentSecretAccessKeyFile)
+		if err != nil {
+			return nil, wrap("parent secret access key", err)
+		}
+		if m, err = NewR2Local(a.R2AccountID, l.ParentAccessKeyID, secret, func(o *R2LocalOptions) {
+			o.TTL = time.Duration(l.TTL)
+		}); err != nil {
+			return nil, wrap("r2_temp_local", err)
+		}
+	default:
+		id, err := valueOrFile(c.AccessKeyID, c.AccessKeyIDFile)
+		if err != nil {
+			return nil, wrap("access key id", err)
+		}
+		secret, err := valueOrFile(c.SecretAccessKey.Value(), c.SecretAccessKeyFile)
+		if err != nil {
+			return nil, wrap("secret access key", err)
+		}
+		return NewStatic(id, secret, ""), nil
 	}
-	return NewStatic(id, secret, ""), nil
+	opts := append([]func(*CacheOptions){func(o *CacheOptions) {
+		o.RefreshRatio = c.RefreshRatio
+		o.SafetyMargin = time.Duration(c.SafetyMargin)
+		o.Logger = logger.With("account", name)
+	}}, cacheOpts...)
+	cache, err := NewCache(m, opts...)
+	if err != nil {
+		return nil, wrap("credentials cache", err)
+	}
+	return cache, nil
 }
 
 // valueOrFile returns v, or the trimmed contents of file when v is empty. A secret file

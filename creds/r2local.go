@@ -1,6 +1,8 @@
 package creds
 
 import (
+	"github.com/signet-proxy/signet/config"
+
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -176,18 +178,7 @@ func (m *R2Local) mint(key Key) (aws.Credentials, error) {
 }
 
 // ValidAction reports whether name is an S3 action that R2 temporary credentials can be
-// narrowed to (the JWT's actions claim). Config validation uses it.
+// narrowed to (the JWT's actions claim).
 func ValidAction(name string) bool {
-	return slices.Contains(R2Actions(), name)
-}
-
-// R2Actions returns, in a new slice, every action [ValidAction] accepts, in Cloudflare's
-// documented order.
-func R2Actions() []string {
-	return []string{
-		"HeadObject", "GetObject", "GetBucketLocation", "ListObjectsV1", "ListObjectsV2",
-		"ListMultipartUploads", "ListParts", "PutObject", "DeleteObject", "DeleteObjects",
-		"CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
-		"AbortMultipartUpload", "CompleteMultipartUpload",
-	}
+	return slices.Contains(config.R2Actions(), name)
 }

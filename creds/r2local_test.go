@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/signet-proxy/signet/config"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,8 +71,8 @@ func r2LocalCases() []r2LocalCase {
 		{
 			name: "every documented action",
 			key: Key{Bucket: "all", Host: testAccount + ".r2.cloudflarestorage.com",
-				Permission: PermAdminReadOnly, Actions: strings.Join(R2Actions(), "\n")},
-			extra: map[string]any{"actions": toAny(R2Actions())},
+				Permission: PermAdminReadOnly, Actions: strings.Join(config.R2Actions(), "\n")},
+			extra: map[string]any{"actions": toAny(config.R2Actions())},
 		},
 	}
 }
@@ -272,7 +273,7 @@ func TestR2LocalRedacts(t *testing.T) {
 }
 
 func TestValidAction(t *testing.T) {
-	for _, a := range R2Actions() {
+	for _, a := range config.R2Actions() {
 		if !ValidAction(a) {
 			t.Errorf("ValidAction(%q) = false", a)
 		}
@@ -282,12 +283,12 @@ func TestValidAction(t *testing.T) {
 			t.Errorf("ValidAction(%q) = true", a)
 		}
 	}
-	if n := len(R2Actions()); n != 16 {
+	if n := len(config.R2Actions()); n != 16 {
 		t.Errorf("R2Actions has %d actions, want the 16 documented", n)
 	}
-	a := R2Actions()
+	a := config.R2Actions()
 	a[0] = "changed"
-	if R2Actions()[0] != "HeadObject" {
+	if config.R2Actions()[0] != "HeadObject" {
 		t.Error("R2Actions shares its slice")
 	}
 }

@@ -163,7 +163,7 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(req.bucket) + " is read-only in signet"}
 	}
 	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
-		cs, err := h.copySource(t, st.route, src)
+		cs, err := h.copySource(t, st.route, req.bucket, src)
 		if err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ type decodedBody struct {
 // copySource rewrites an x-amz-copy-source value ("[/]bucket/key[?versionId=..]", key
 // URL-encoded) to the upstream bucket name, checking that the source is routed to the
 // same upstream as the destination: one signature cannot span two accounts.
-func (h *Handler) copySource(t *Table, dst *Route, src string) (string, *s3Error) {
+func (h *Handler) copySource(t *Table, dst *Route, dstBucket, src string) (string, *s3Error) {
 	rest := strings.TrimPrefix(src, "/")
 	bucket, key, ok := strings.Cut(rest, "/")
 	if !ok || key == "" {
@@ -254,7 +254,14 @@ func (h *Handler) copySource(t *Table, dst *Route, src string) (string, *s3Error
 				"an upstream cannot copy across accounts or jurisdictions; download and upload instead",
 			bucket, r.Upstream.Account, r.Upstream.Jurisdiction, dst.Upstream.Account, dst.Upstream.Jurisdiction)}
 	}
-	return "/" + r.UpstreamBucket(bucket) + "/" + key, nil
+	srcBucket := r.UpstreamBucket(bucket)
+	if dst.Upstream.BucketScoped && srcBucket != dst.UpstreamBucket(dstBucket) {
+		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: fmt.Sprintf(
+			"copy from bucket %q to bucket %q: account %s signs with temporary credentials that each cover one bucket, "+
+				"so no single signature can copy between two buckets; download and upload instead, or give the account static credentials",
+			bucket, dstBucket, dst.Upstream.Account)}
+	}
+	return "/" + srcBucket + "/" + key, nil
 }
 
 // rewrite builds the upstream request: the route's endpoint, the upstream bucket, the key

@@ -25,7 +25,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/signet-proxy/signet/config"
-	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/internal/testenv"
 	"github.com/signet-proxy/signet/proxy"
 )
@@ -55,18 +54,11 @@ func newHandler(t *testing.T, yaml string) *proxy.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	providers := map[string]creds.Provider{}
-	for name, a := range cfg.Accounts {
-		p, err := creds.FromConfig(name, a.Credentials)
-		if err != nil {
-			t.Fatal(err)
-		}
-		providers[name] = p
-	}
-	table, err := proxy.NewTable(cfg, providers)
+	table, err := proxy.Setup(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { table.Close() })
 	return proxy.New(table, proxy.Options{Logger: slog.New(slog.NewTextHandler(secretScanner(t, cfg), nil))})
 }
 

@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/signet-proxy/signet/config"
@@ -21,6 +24,9 @@ type Upstream struct {
 	Host   string
 	Region string
 	Creds  creds.Provider
+	// BucketScoped: the credentials cover one bucket each (R2 temporary credentials), so
+	// no copy between two buckets can be signed.
+	BucketScoped bool
 	// ChunkedPassthrough forwards STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies framed, for
 	// upstreams that accept them, instead of decoding them.
 	ChunkedPassthrough bool
@@ -34,6 +40,8 @@ type Route struct {
 	// Rename is the upstream bucket name, when it differs from the client's.
 	Rename   string
 	ReadOnly bool
+	// key is the credential this route needs, but for the bucket name (set per request).
+	key creds.Key
 }
 
 // UpstreamBucket is the name of bucket (a name this route matched) upstream.
@@ -46,16 +54,14 @@ func (r *Route) UpstreamBucket(bucket string) string {
 
 // credKey describes the credentials a request on bucket needs.
 func (r *Route) credKey(bucket string) creds.Key {
-	perm := creds.PermObjectReadWrite
-	if r.ReadOnly {
-		perm = creds.PermObjectReadOnly
-	}
-	return creds.Key{
-		Bucket:       r.UpstreamBucket(bucket),
-		Jurisdiction: r.Upstream.Jurisdiction,
-		Host:         r.Upstream.Host,
-		Permission:   perm,
-	}
+	k := r.key
+	k.Bucket = r.UpstreamBucket(bucket)
+	return k
+}
+
+// joinSorted is a creds.Key list: sorted, newline-joined.
+func joinSorted(list []string) string {
+	return strings.Join(slices.Sorted(slices.Values(list)), "\n")
 }
 
 // Table is an immutable route table built from a config.
@@ -67,6 +73,7 @@ type Table struct {
 	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
 	listUpstream bool
 	created      time.Time
+	closers      []io.Closer
 }
 
 // NewTable builds the route table of cfg, signing each account with providers[account].
@@ -92,7 +99,15 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 			ups[[2]string{b.Account, b.Jurisdiction}] = up
 			t.upstreams = append(t.upstreams, up)
 		}
-		r := &Route{Pattern: b.Name, Upstream: up, Rename: b.UpstreamBucket, ReadOnly: b.Access == config.AccessReadOnly}
+		r := &Route{Pattern: b.Name, Upstream: up, Rename: b.UpstreamBucket, ReadOnly: b.Access == config.AccessReadOnly,
+			key: creds.Key{
+				Jurisdiction: up.Jurisdiction,
+				Host:         up.Host,
+				Permission:   b.Permission(),
+				Prefixes:     joinSorted(b.Prefixes),
+				Objects:      joinSorted(b.Objects),
+				Actions:      joinSorted(b.Actions),
+			}}
 		if b.IsGlob() {
 			t.globs = append(t.globs, r)
 			t.listUpstream = true
@@ -105,7 +120,8 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 
 func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider) (*Upstream, error) {
 	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p,
-		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough}
+		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough,
+		BucketScoped:       a.Credentials.BucketScoped()}
 	endpoint := a.Endpoint
 	if a.IsR2() {
 		up.Host = config.R2Host(a.R2AccountID, jurisdiction)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/signet-proxy/signet/config"
-	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/proxy"
 )
 
@@ -51,10 +49,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	table, err := buildTable(cfg)
+	table, err := proxy.Setup(cfg, logger)
 	if err != nil {
 		return err
 	}
+	defer table.Close()
 	h := proxy.New(table, proxy.Options{Logger: logger})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -99,23 +98,6 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
 	return cfg, nil
-}
-
-func buildTable(cfg *config.Config) (*proxy.Table, error) {
-	providers := make(map[string]creds.Provider, len(cfg.Accounts))
-	var errs []error
-	for name, a := range cfg.Accounts {
-		p, err := creds.FromConfig(name, a.Credentials)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		providers[name] = p
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return proxy.NewTable(cfg, providers)
 }
 
 func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
