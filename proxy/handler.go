@@ -1,16 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/signet-proxy/signet/creds"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +89,7 @@ type state struct {
 	chunked     *signer.ChunkedOptions
 	payloadHash string
 	body        *countingBody
+	retried     bool // sent again after the upstream refused the credentials
 	err         *s3Error
 }
 
@@ -297,9 +301,31 @@ type signingTransport struct{ h *Handler }
 
 // RoundTrip signs req in place: req is ReverseProxy's own outbound clone, made for this
 // one round trip, so nothing else sees the change.
+//
+// When the upstream says the credentials expired or are unknown, the provider is told to
+// drop them (creds.Invalidator) and a request with no body is sent once more with new
+// ones; a request with a body cannot be replayed, and its error goes back to the client.
 func (t signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := stateFrom(req.Context())
+	resp, err := t.send(req, st)
+	if err != nil {
+		return nil, err
+	}
+	inv, ok := st.route.Upstream.Creds.(creds.Invalidator)
+	if !ok || !refusedCredentials(resp) {
+		return resp, nil
+	}
+	inv.Invalidate(st.route.credKey(st.req.bucket))
+	if req.Body != nil && req.Body != http.NoBody {
+		return resp, nil
+	}
+	resp.Body.Close()
+	st.retried = true
+	return t.send(req.Clone(req.Context()), st)
+}
+
+func (t signingTransport) send(req *http.Request, st *state) (*http.Response, error) {
 	ctx := req.Context()
-	st := stateFrom(ctx)
 	up := st.route.Upstream
 	c, err := up.Creds.Retrieve(ctx, st.route.credKey(st.req.bucket))
 	if err != nil {
@@ -309,6 +335,47 @@ func (t signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
 	return t.h.opts.Transport.RoundTrip(req)
+}
+
+// maxErrorPeek bounds how much of an upstream error body is read to find its code.
+const maxErrorPeek = 4 << 10
+
+// refusedCredentials reports whether resp rejects the credentials themselves (expired,
+// unknown or revoked), as opposed to the request. It reads at most the start of an error
+// body and puts it back.
+func refusedCredentials(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized: // R2's answer to expired temporary credentials
+		return true
+	case http.StatusBadRequest, http.StatusForbidden:
+	default:
+		return false
+	}
+	buf := make([]byte, maxErrorPeek)
+	n, err := io.ReadFull(resp.Body, buf)
+	buf = buf[:n]
+	rest := resp.Body
+	if err != nil {
+		rest = http.NoBody
+	}
+	resp.Body = peekedBody{io.MultiReader(bytes.NewReader(buf), rest), resp.Body}
+	m := errorCodeRE.FindSubmatch(buf)
+	if m == nil {
+		return false
+	}
+	switch string(m[1]) {
+	case "ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "InvalidTokenId", "TokenRefreshRequired", "ExpiredRequest":
+		return true
+	}
+	return false
+}
+
+var errorCodeRE = regexp.MustCompile(`<Code>\s*([A-Za-z]+)\s*</Code>`)
+
+// peekedBody is a response body whose start was read and put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
 }
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
@@ -349,6 +416,9 @@ func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64
 	}
 	if st.route != nil {
 		attrs = append(attrs, slog.String("account", st.route.Upstream.Account))
+	}
+	if st.retried {
+		attrs = append(attrs, slog.Bool("retried_with_new_credentials", true))
 	}
 	if st.err != nil {
 		attrs = append(attrs, slog.String("error", st.err.code), slog.String("message", st.err.msg))

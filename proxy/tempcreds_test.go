@@ -1,0 +1,399 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/creds"
+	"github.com/signet-proxy/signet/internal/testenv"
+	"github.com/signet-proxy/signet/proxy"
+)
+
+const testAccountID = "0123456789abcdef0123456789abcdef"
+
+// r2env is signet with an r2_temp_api account: a fake Cloudflare API whose credentials are
+// real MinIO STS credentials, and MinIO as the R2 endpoint.
+type r2env struct {
+	minio  *testenv.MinIO
+	cf     *testenv.FakeCloudflare
+	signet *httptest.Server
+	s3     *s3.Client
+	// signedWith records, for each request that reached MinIO, the access key it was
+	// signed with and when.
+	mu         sync.Mutex
+	signedWith []signedRequest
+}
+
+type signedRequest struct {
+	key string
+	at  time.Time
+}
+
+var credentialRE = regexp.MustCompile(`Credential=([^/]+)/`)
+
+// newR2Env starts MinIO with buckets, the fake API and signet in front, configured by
+// extra YAML for the credentials section and the routes.
+func newR2Env(t *testing.T, mint func(context.Context, testenv.TempCredentialsRequest) (aws.Credentials, error), credsYAML, routes string, cacheOpts ...func(*creds.CacheOptions)) *r2env {
+	t.Helper()
+	e := &r2env{minio: testenv.StartMinIO(t)}
+	root := s3.New(s3.Options{
+		BaseEndpoint: aws.String(e.minio.Endpoint), Region: testenv.MinIORegion, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(e.minio.RootUser, e.minio.RootPassword, ""),
+		HTTPClient:  &http.Client{Transport: &http.Transport{}},
+	})
+	for _, b := range []string{"photos", "archive", "other"} {
+		if _, err := root.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if mint == nil {
+		mint = e.minio.R2Like
+	}
+	e.cf = testenv.NewFakeCloudflare(t, testenv.FakeCloudflareConfig{AccountID: testAccountID, ParentAccessKeyID: "parent-key", Mint: mint})
+
+	// A recording hop in front of MinIO; it keeps the Host that signet signed.
+	target, _ := url.Parse(e.minio.Endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := credentialRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+			e.mu.Lock()
+			e.signedWith = append(e.signedWith, signedRequest{m[1], time.Now()})
+			e.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hop.Close)
+
+	credsYAML = strings.NewReplacer("$CF", e.cf.BaseURL, "$TOKEN", e.cf.Token()).Replace(credsYAML)
+	yaml := fmt.Sprintf(`
+accounts:
+  r2:
+    r2_account_id: %s
+    endpoint: %s
+    region: us-east-1
+    credentials:
+%s
+buckets:
+%s`, testAccountID, hop.URL, credsYAML, routes)
+	cfg, err := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(secretScanner(t, cfg), nil))
+	table, err := proxy.Setup(cfg, logger, cacheOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { table.Close() })
+	e.signet = httptest.NewServer(proxy.New(table, proxy.Options{Logger: logger}))
+	t.Cleanup(e.signet.Close)
+	e.s3 = newS3Client(e.signet.URL)
+	return e
+}
+
+const apiCreds = `      r2_temp_api:
+        api_token: $TOKEN
+        parent_access_key_id: parent-key
+        api_base_url: $CF`
+
+const r2Routes = `  - {name: photos, account: r2}
+  - {name: reports, account: r2, upstream_bucket: archive, access: read-only}
+  - {name: other, account: r2}`
+
+func TestTemporaryCredentialsFromTheAPI(t *testing.T) {
+	e := newR2Env(t, nil, apiCreds, r2Routes)
+	ctx := t.Context()
+	for i := range 5 {
+		put(t, e.s3, "photos", fmt.Sprintf("p%d", i), []byte("photo"))
+	}
+	if got := get(t, e.s3, "photos", "p3"); string(got) != "photo" {
+		t.Errorf("got %q", got)
+	}
+	// The read-only route reads with its own, read-only, credential.
+	if _, err := e.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("reports")}); err != nil {
+		t.Fatal(err)
+	}
+	issued := e.cf.Issued()
+	if len(issued) != 2 {
+		t.Fatalf("%d mints for 2 keys: %+v", len(issued), issued)
+	}
+	perms := map[string]string{}
+	for _, is := range issued {
+		perms[is.Request.Bucket] = is.Request.Permission
+		if is.Request.TTLSeconds != 3600 || is.Request.ParentAccessKeyID != "parent-key" {
+			t.Errorf("minted with %+v", is.Request)
+		}
+	}
+	if perms["photos"] != "object-read-write" || perms["archive"] != "object-read-only" {
+		t.Errorf("permissions asked: %v", perms)
+	}
+
+	t.Run("copy between two buckets is refused clearly", func(t *testing.T) {
+		_, err := e.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("other"), Key: aws.String("c"), CopySource: aws.String("photos/p1")})
+		if apiCode(err) != "InvalidRequest" || !strings.Contains(err.Error(), "each cover one bucket") {
+			t.Errorf("copy: %v", err)
+		}
+		// Within one bucket one credential signs it.
+		if _, err := e.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("c"), CopySource: aws.String("photos/p1")}); err != nil {
+			t.Errorf("copy within a bucket: %v", err)
+		}
+	})
+}
+
+// TestTamperedSessionTokenIsRejected proves the server checks the session token signet
+// sends: altered, it fails.
+func TestTamperedSessionTokenIsRejected(t *testing.T) {
+	var e *r2env
+	e = newR2Env(t, func(ctx context.Context, req testenv.TempCredentialsRequest) (aws.Credentials, error) {
+		c, err := e.minio.R2Like(ctx, req)
+		c.SessionToken = "x" + c.SessionToken[1:]
+		return c, err
+	}, apiCreds, r2Routes)
+	_, err := e.s3.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("k"), Body: strings.NewReader("x")})
+	if code := apiCode(err); code != "InvalidTokenId" && code != "AccessDenied" {
+		t.Fatalf("put with an altered token: %v", err)
+	}
+}
+
+// TestRefusedCredentialsAreReplaced: the upstream refuses the first credential; signet drops
+// it, mints another and replays the bodiless request, so the client sees success.
+func TestRefusedCredentialsAreReplaced(t *testing.T) {
+	var e *r2env
+	var n atomic.Int32
+	e = newR2Env(t, func(ctx context.Context, req testenv.TempCredentialsRequest) (aws.Credentials, error) {
+		c, err := e.minio.R2Like(ctx, req)
+		if n.Add(1) == 1 {
+			c.SessionToken = "x" + c.SessionToken[1:]
+		}
+		return c, err
+	}, apiCreds, r2Routes, func(o *creds.CacheOptions) { o.InvalidateHoldoff = -1 })
+	if _, err := e.s3.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("photos")}); err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if got := len(e.cf.Issued()); got != 2 {
+		t.Errorf("%d mints, want 2", got)
+	}
+}
+
+// TestNoCredentialsIs503: while the API fails, requests get a clear 503 naming the account
+// and bucket (never the token); once it answers again, they succeed.
+func TestNoCredentialsIs503(t *testing.T) {
+	e := newR2Env(t, nil, apiCreds, r2Routes, func(o *creds.CacheOptions) { o.MinBackoff, o.MaxBackoff = time.Millisecond, time.Millisecond })
+	e.cf.Inject(testenv.Fault{Status: http.StatusInternalServerError})
+	resp, err := http.Get(e.signet.URL + "/photos/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	er := readError(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || er.Code != "ServiceUnavailable" ||
+		!strings.Contains(er.Message, "account r2") || !strings.Contains(er.Message, "photos") || strings.Contains(er.Message, e.cf.Token()) {
+		t.Errorf("%d %+v", resp.StatusCode, er)
+	}
+	// The API is back: after the (1 ms) backoff, the next request mints and succeeds.
+	var status int
+	for range 1000 { // bounded; each try takes a round trip, and the backoff is 1 ms
+		resp, err := http.Get(e.signet.URL + "/photos/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if status = resp.StatusCode; status != http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if status != http.StatusNotFound { // NoSuchKey: signed, accepted, and answered
+		t.Errorf("after recovery: %d", status)
+	}
+}
+
+// TestRefreshUnderLoad: with a short TTL and 32 clients for over three lifetimes, every
+// request succeeds, each key is minted about once per refresh interval (never per
+// request), and nothing is signed with credentials past their TTL.
+func TestRefreshUnderLoad(t *testing.T) {
+	const ttl = 6 * time.Second
+	e := newR2Env(t, nil, `      r2_temp_api:
+        api_token: $TOKEN
+        parent_access_key_id: parent-key
+        api_base_url: $CF
+        ttl: 6s
+      safety_margin: 2s`, r2Routes)
+	put(t, e.s3, "photos", "k", []byte("v"))
+	ctx, cancel := context.WithTimeout(t.Context(), 3*ttl+2*time.Second)
+	defer cancel()
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for i := range 32 {
+		wg.Go(func() {
+			bucket := []string{"photos", "reports"}[i%2]
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.signet.URL+"/"+bucket+"?list-type=2&max-keys=1", nil)
+				resp, err := client.Do(req)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 || ok.Load() < 100 {
+		t.Errorf("%d requests failed, %d succeeded", failed.Load(), ok.Load())
+	}
+	issued := e.cf.Issued()
+	perKey := map[string]int{}
+	issuedAt := map[string]time.Time{}
+	for _, is := range issued {
+		perKey[is.Request.Bucket]++
+		issuedAt[is.AccessKeyID] = is.At
+	}
+	// Usable lifetime 4 s, refreshed at 2/3 of it: a mint every ~2.7 s per key over ~20 s.
+	for _, b := range []string{"photos", "archive"} {
+		if n := perKey[b]; n < 4 || n > 14 {
+			t.Errorf("bucket %s minted %d times in %s", b, n, 3*ttl+2*time.Second)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.signedWith {
+		at, known := issuedAt[s.key]
+		if !known {
+			t.Errorf("a request was signed with a key the API never issued")
+			continue
+		}
+		if s.at.After(at.Add(ttl)) {
+			t.Errorf("a request at %s was signed with a credential issued at %s (ttl %s)", s.at.Format(time.StampMilli), at.Format(time.StampMilli), ttl)
+		}
+	}
+	t.Logf("%d requests, %d mints", ok.Load(), len(issued))
+}
+
+// TestFileCredentialsRotate: rewriting the credentials file (write and rename, as
+// Kubernetes and rotators do) switches signing to the new keys within a second, and no
+// request fails meanwhile.
+func TestFileCredentialsRotate(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	a, err := m.AssumeRole(t.Context(), 15*time.Minute, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.AssumeRole(t.Context(), 15*time.Minute, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "creds.json")
+	write := func(c aws.Credentials) {
+		tmp := filepath.Join(dir, ".creds.tmp")
+		body := fmt.Sprintf(`{"AccessKeyId": %q, "SecretAccessKey": %q, "SessionToken": %q, "Expiration": %q}`,
+			c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.Expires.Format(time.RFC3339))
+		if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(a)
+	root := s3.New(s3.Options{
+		BaseEndpoint: aws.String(m.Endpoint), Region: testenv.MinIORegion, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(m.RootUser, m.RootPassword, ""),
+		HTTPClient:  &http.Client{Transport: &http.Transport{}},
+	})
+	if _, err := root.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("rotating")}); err != nil {
+		t.Fatal(err)
+	}
+
+	target, _ := url.Parse(m.Endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	sawB, warm := make(chan struct{}), make(chan struct{})
+	var onceB, onceWarm sync.Once
+	var withA atomic.Int64
+	hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch auth := r.Header.Get("Authorization"); {
+		case strings.Contains(auth, "Credential="+b.AccessKeyID+"/"):
+			onceB.Do(func() { close(sawB) })
+		case strings.Contains(auth, "Credential="+a.AccessKeyID+"/") && withA.Add(1) == 20:
+			onceWarm.Do(func() { close(warm) })
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hop.Close)
+	h := newHandler(t, fmt.Sprintf(`
+accounts:
+  files:
+    endpoint: %s
+    credentials: {file: %q}
+buckets:
+  - {name: rotating, account: files}
+`, hop.URL, file))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var failed, ok atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{}}
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/rotating?list-type=2", nil)
+				resp, err := client.Do(req)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	<-warm // some requests on the old keys first
+	write(b)
+	select {
+	case <-sawB:
+	case <-time.After(time.Second):
+		t.Error("signing did not switch to the new credentials within a second")
+	}
+	cancel()
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d requests failed during the rotation", failed.Load(), failed.Load()+ok.Load())
+	}
+}
