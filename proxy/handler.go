@@ -370,7 +370,10 @@ func refusedCredentials(resp *http.Response) bool {
 	return false
 }
 
-var errorCodeRE = regexp.MustCompile(`<Code>\s*([A-Za-z]+)\s*</Code>`)
+var (
+	errorCodeRE    = regexp.MustCompile(`<Code>\s*([A-Za-z]+)\s*</Code>`)
+	errorMessageRE = regexp.MustCompile(`<Message>([^<]{0,300})</Message>`)
+)
 
 // peekedBody is a response body whose start was read and put back.
 type peekedBody struct {

@@ -17,6 +17,8 @@ import (
 type Upstream struct {
 	Account      string
 	Jurisdiction string
+	// Source names the credential source (static, file, r2_temp_api, r2_temp_local).
+	Source string
 	// URL is the endpoint: scheme and host only.
 	URL *url.URL
 	// Host is the account's real host name for the jurisdiction, which R2 credentials are
@@ -44,6 +46,9 @@ type Route struct {
 	key creds.Key
 }
 
+// IsGlob reports whether the route matches bucket names by pattern.
+func (r *Route) IsGlob() bool { return strings.ContainsAny(r.Pattern, "*?[") }
+
 // UpstreamBucket is the name of bucket (a name this route matched) upstream.
 func (r *Route) UpstreamBucket(bucket string) string {
 	if r.Rename != "" {
@@ -68,6 +73,7 @@ func joinSorted(list []string) string {
 type Table struct {
 	exact     map[string]*Route
 	globs     []*Route
+	routes    []*Route // all, in config order
 	upstreams []*Upstream
 	suffixes  []string
 	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
@@ -108,6 +114,7 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 				Objects:      joinSorted(b.Objects),
 				Actions:      joinSorted(b.Actions),
 			}}
+		t.routes = append(t.routes, r)
 		if b.IsGlob() {
 			t.globs = append(t.globs, r)
 			t.listUpstream = true
@@ -121,7 +128,8 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider) (*Upstream, error) {
 	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p,
 		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough,
-		BucketScoped:       a.Credentials.BucketScoped()}
+		BucketScoped:       a.Credentials.BucketScoped(),
+		Source:             a.Credentials.Source()}
 	endpoint := a.Endpoint
 	if a.IsR2() {
 		up.Host = config.R2Host(a.R2AccountID, jurisdiction)

@@ -1,6 +1,7 @@
 // Command signet is a sidecar that re-signs plain S3 requests with short-lived credentials.
 //
 //	signet serve [--config FILE] [--listen ADDR] [--log-format text|json]
+//	signet check [--config FILE]
 //	signet version
 package main
 
@@ -35,6 +36,7 @@ const usage = `signet: a SigV4 re-signing sidecar for S3-compatible storage
 
 Usage:
   signet serve [--config FILE] [--listen ADDR] [--log-format text|json]
+  signet check [--config FILE] [--timeout 30s]
   signet version
 
 With no --config, serve reads R2_ACCOUNT_ID, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "check":
+		return check(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "signet", buildVersion())
 		return nil

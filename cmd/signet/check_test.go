@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/signet-proxy/signet/internal/testenv"
+)
+
+// TestCheck runs `signet check` against versitygw: a route that works, one signed with a
+// wrong secret, and one whose bucket does not exist.
+func TestCheck(t *testing.T) {
+	gw := testenv.StartVersityGW(t)
+	if err := os.Mkdir(filepath.Join(gw.DataDir, "present"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const wrongSecret = "definitely-the-wrong-secret"
+	cfg := writeConfig(t, fmt.Sprintf(`
+accounts:
+  good: {endpoint: %[1]s, credentials: {access_key_id: %[2]s, secret_access_key: %[3]s}}
+  bad: {endpoint: %[1]s, credentials: {access_key_id: %[2]s, secret_access_key: %[4]s}}
+buckets:
+  - {name: present, account: good}
+  - {name: forged, account: bad, upstream_bucket: present}
+  - {name: absent, account: good}
+  - {name: "logs-*", account: good}
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey, wrongSecret))
+
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"check", "--config", cfg}, &stdout, &stderr)
+	out := stdout.String()
+	t.Log("\n" + out + stderr.String())
+	if err == nil || !strings.Contains(err.Error(), "2 of 4 routes failed") {
+		t.Errorf("err = %v", err)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^BUCKET\s+ACCOUNT\s+JURISDICTION\s+ENDPOINT\s+CREDENTIALS\s+EXPIRES\s+RESULT$`),
+		regexp.MustCompile(`(?m)^present\s+good\s+default\s+http://127\.0\.0\.1:\d+\s+static\s+never\s+ok$`),
+		regexp.MustCompile(`(?m)^forged\s+bad\s+.*FAIL: 403 Forbidden SignatureDoesNotMatch`),
+		regexp.MustCompile(`(?m)^absent\s+good\s+.*FAIL: 404 Not Found NoSuchBucket`),
+		regexp.MustCompile(`(?m)^logs-\*\s+good\s+.*skipped`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("output does not match %s", want)
+		}
+	}
+	for _, secret := range []string{gw.SecretKey, wrongSecret} {
+		if strings.Contains(out+stderr.String(), secret) {
+			t.Errorf("check printed a secret")
+		}
+	}
+
+	// All good: exit status zero.
+	cfg = writeConfig(t, fmt.Sprintf(`
+accounts:
+  good: {endpoint: %s, credentials: {access_key_id: %s, secret_access_key: %s}}
+buckets:
+  - {name: present, account: good}
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey))
+	stdout.Reset()
+	if err := run(t.Context(), []string{"check", "--config", cfg}, &stdout, &stderr); err != nil {
+		t.Errorf("a passing config: %v\n%s", err, stdout.String())
+	}
+}
