@@ -20,6 +20,14 @@ type Config struct {
 	Buckets []*Bucket `yaml:"buckets"`
 	// Log controls the request log.
 	Log Log `yaml:"log"`
+	// TLS serves the S3 listener over HTTPS. Default: plain HTTP.
+	TLS TLS `yaml:"tls"`
+	// AdminListen is the address of /healthz, /readyz and /metrics, or "off".
+	// Default: `127.0.0.1:9001`.
+	AdminListen string `yaml:"admin_listen"`
+	// ShutdownTimeout bounds how long a stopping signet waits for requests in flight.
+	// Default: `30s`.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
 	// ZeroConfig is set when the config came from R2_* environment variables rather than a
 	// file; ListBuckets is then answered from the upstream account.
@@ -177,6 +185,38 @@ func (b *Bucket) Permission() string {
 // IsGlob reports whether the route's name is a pattern.
 func (b *Bucket) IsGlob() bool { return isGlob(b.Name) }
 
+// TLS modes.
+const (
+	TLSOff   = "off"
+	TLSACME  = "acme"
+	TLSLocal = "local"
+	TLSFiles = "files"
+)
+
+// TLS configures HTTPS on the S3 listener.
+type TLS struct {
+	// Mode is off, acme (certificates from an ACME CA through certmagic), local (signet's
+	// own CA, for development) or files (a certificate and key on disk). Default: `off`.
+	Mode string `yaml:"mode"`
+	// Domains are the names to serve: for acme the names certificates are obtained for;
+	// for local, names added to localhost, 127.0.0.1, ::1 and *.localhost.
+	Domains []string `yaml:"domains"`
+	// Email is the ACME account's contact address.
+	Email string `yaml:"email"`
+	// CA is the ACME directory URL. Default: Let's Encrypt's production directory.
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of roots to trust when talking to the ACME CA (a private CA).
+	CARoot string `yaml:"ca_root"`
+	// HTTPChallengeListen is where acme mode answers HTTP-01 challenges. Default: `:80`.
+	HTTPChallengeListen string `yaml:"http_challenge_listen"`
+	// Storage is where certificates, ACME accounts and the local CA are kept (files 0600).
+	// Default: `<user data dir>/signet` ($XDG_DATA_HOME/signet or ~/.local/share/signet).
+	Storage string `yaml:"storage"`
+	// CertFile and KeyFile are PEM files for files mode, reloaded when they change.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
 // Log configures the request log.
 type Log struct {
 	// Format is text or json. Default: `text`.
@@ -189,6 +229,8 @@ type Log struct {
 const (
 	DefaultCloudflareAPI = "https://api.cloudflare.com/client/v4"
 	DefaultListen        = "127.0.0.1:9000"
+	DefaultAdminListen   = "127.0.0.1:9001"
+	DefaultACMECA        = "https://acme-v02.api.letsencrypt.org/directory"
 	DefaultR2Region      = "auto"
 	DefaultS3Region      = "us-east-1"
 	DefaultLogFormat     = "text"
@@ -242,6 +284,21 @@ func (c *Config) ApplyDefaults() {
 		if b.Access == "" {
 			b.Access = AccessReadWrite
 		}
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(30 * time.Second)
+	}
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = TLSOff
+	}
+	if c.TLS.Mode == TLSACME && c.TLS.HTTPChallengeListen == "" {
+		c.TLS.HTTPChallengeListen = ":80"
+	}
+	if c.TLS.Mode == TLSACME && c.TLS.CA == "" {
+		c.TLS.CA = DefaultACMECA
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = DefaultLogFormat

@@ -22,6 +22,15 @@ func (c *Config) Validate() []*FieldError {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad(fmt.Errorf("%q is not host:port", c.Listen), "listen")
 	}
+	if c.AdminListen != "off" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			bad(fmt.Errorf("%q is not host:port or off", c.AdminListen), "admin_listen")
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		bad(errors.New("must not be negative"), "shutdown_timeout")
+	}
+	errs = append(errs, c.TLS.validate()...)
 	for i, s := range c.VirtualHostSuffixes {
 		if !validHostname(s) {
 			bad(fmt.Errorf("%q is not a lowercase host name", s), "virtual_host_suffixes", i)
@@ -288,3 +297,36 @@ func CheckBucketName(name string) error {
 }
 
 func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func (t *TLS) validate() []*FieldError {
+	var errs []*FieldError
+	bad := func(err error, p ...any) {
+		errs = append(errs, &FieldError{Path: append([]any{"tls"}, p...), Err: err})
+	}
+	switch t.Mode {
+	case TLSOff:
+	case TLSACME:
+		if len(t.Domains) == 0 {
+			bad(errors.New("acme needs at least one domain"), "domains")
+		}
+		if u, err := url.Parse(t.CA); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad(fmt.Errorf("%q is not an https ACME directory URL", t.CA), "ca")
+		}
+		if _, _, err := net.SplitHostPort(t.HTTPChallengeListen); err != nil {
+			bad(fmt.Errorf("%q is not host:port", t.HTTPChallengeListen), "http_challenge_listen")
+		}
+	case TLSLocal:
+	case TLSFiles:
+		if t.CertFile == "" || t.KeyFile == "" {
+			bad(errors.New("files mode needs cert_file and key_file"))
+		}
+	default:
+		bad(fmt.Errorf("%q is not off, acme, local or files", t.Mode), "mode")
+	}
+	for i, d := range t.Domains {
+		if !validHostname(strings.TrimPrefix(d, "*.")) {
+			bad(fmt.Errorf("%q is not a host name", d), "domains", i)
+		}
+	}
+	return errs
+}
