@@ -32,6 +32,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the signing clock. nil: time.Now.
 	Now func() time.Time
+	// Metrics receives request metrics. nil: none.
+	Metrics *Metrics
 }
 
 // Handler is signet's S3 endpoint: an http.Handler that routes, re-signs and forwards.
@@ -73,8 +75,26 @@ func New(t *Table, opts Options) *Handler {
 }
 
 // Swap installs a new route table for requests that start from now on; requests in flight
-// finish with the table they started with.
-func (h *Handler) Swap(t *Table) { h.table.Store(t) }
+// finish with the table they started with. It returns the old table, for the caller to
+// Retire.
+func (h *Handler) Swap(t *Table) *Table { return h.table.Swap(t) }
+
+// Table returns the route table new requests use.
+func (h *Handler) Table() *Table { return h.table.Load() }
+
+// acquireTable returns the current table, counted as in use until release. The second
+// load catches a Swap between the first and the count, after which the old table may
+// already be closing.
+func (h *Handler) acquireTable() *Table {
+	for {
+		t := h.table.Load()
+		t.acquire()
+		if h.table.Load() == t {
+			return t
+		}
+		t.release()
+	}
+}
 
 // state is what ServeHTTP decided about a request, carried to Rewrite, the transport and
 // ErrorHandler in the request's context.
@@ -114,15 +134,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.body = &countingBody{ReadCloser: r.Body}
 		r.Body = st.body
 	}
+	if m := h.opts.Metrics; m != nil {
+		m.inFlight.Inc()
+		defer m.inFlight.Dec()
+	}
 	defer func() {
 		var in int64
 		if st.body != nil {
 			in = st.body.n
 		}
-		h.logRequest(r, st, lw, in, time.Since(start))
+		d := time.Since(start)
+		h.logRequest(r, st, lw, in, d)
+		h.opts.Metrics.observe(r.Method, st, lw.statusOr200(), in, lw.n, d)
 	}()
 
-	t := h.table.Load()
+	t := h.acquireTable()
+	defer t.release()
 	if err := h.prepare(r, t, st); err != nil {
 		st.err = err
 		writeError(lw, r, err, st.id)
@@ -402,10 +429,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64, d time.Duration) {
-	status := lw.status
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := lw.statusOr200()
 	level := slog.LevelInfo
 	attrs := []slog.Attr{
 		slog.String("id", st.id),
@@ -453,6 +477,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
 	return n, err
+}
+
+func (w *logWriter) statusOr200() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
 }
 
 // Unwrap lets http.ResponseController reach Flush and deadlines (ReverseProxy uses it).

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"net/url"
 	"path"
 	"slices"
@@ -79,15 +78,19 @@ type Table struct {
 	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
 	listUpstream bool
 	created      time.Time
-	closers      []io.Closer
+	// providers and accounts, by account name, let a reload keep unchanged providers.
+	providers map[string]creds.Provider
+	accounts  map[string]*config.Account
+	life      lifecycle
 }
 
 // NewTable builds the route table of cfg, signing each account with providers[account].
 func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, error) {
 	t := &Table{
-		exact:    make(map[string]*Route),
-		suffixes: cfg.VirtualHostSuffixes,
-		created:  time.Now().UTC(),
+		providers: providers,
+		exact:     make(map[string]*Route),
+		suffixes:  cfg.VirtualHostSuffixes,
+		created:   time.Now().UTC(),
 	}
 	ups := map[[2]string]*Upstream{}
 	for _, b := range cfg.Buckets {

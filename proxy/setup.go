@@ -4,21 +4,39 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/creds"
 )
 
+// SetupOptions are Setup's optional settings.
+type SetupOptions struct {
+	// Previous is the table being replaced by a reload: accounts whose configuration is
+	// unchanged keep its credential providers, and so their credentials. Default: nil.
+	Previous *Table
+	// Metrics, when set, counts credential mints. Default: nil.
+	Metrics *Metrics
+	// CacheOptions tune the caches of minted credentials (after the config's own settings).
+	CacheOptions []func(*creds.CacheOptions)
+}
+
 // Setup builds the route table of cfg with a credentials provider per account, built by
-// creds.FromConfig (cacheOpts tune the caches of minted credentials). Close the table
-// to stop the providers' background work.
-func Setup(cfg *config.Config, logger *slog.Logger, cacheOpts ...func(*creds.CacheOptions)) (*Table, error) {
+// creds.FromConfig. Close the table (or Retire it, after a reload) to stop the providers'
+// background work.
+func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions)) (*Table, error) {
+	var o SetupOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
 	providers := make(map[string]creds.Provider, len(cfg.Accounts))
-	var closers []io.Closer
-	closeAll := func() {
-		for _, c := range closers {
-			_ = c.Close()
+	var created []creds.Provider
+	closeCreated := func() {
+		for _, p := range created {
+			closeProvider(p)
 		}
 	}
 	var errs []error
@@ -28,34 +46,87 @@ func Setup(cfg *config.Config, logger *slog.Logger, cacheOpts ...func(*creds.Cac
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		p, err := creds.FromConfig(name, cfg.Accounts[name], logger, cacheOpts...)
+		a := cfg.Accounts[name]
+		if prev := o.Previous; prev != nil && reflect.DeepEqual(prev.accounts[name], a) {
+			providers[name] = prev.providers[name]
+			continue
+		}
+		cacheOpts := o.CacheOptions
+		if o.Metrics != nil {
+			cacheOpts = append([]func(*creds.CacheOptions){o.Metrics.mintHook(name)}, cacheOpts...)
+		}
+		p, err := creds.FromConfig(name, a, logger, cacheOpts...)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		providers[name] = p
-		if c, ok := p.(io.Closer); ok {
-			closers = append(closers, c)
-		}
+		created = append(created, p)
 	}
 	if len(errs) > 0 {
-		closeAll()
+		closeCreated()
 		return nil, errors.Join(errs...)
 	}
 	t, err := NewTable(cfg, providers)
 	if err != nil {
-		closeAll()
+		closeCreated()
 		return nil, err
 	}
-	t.closers = closers
+	t.accounts = cfg.Accounts
 	return t, nil
 }
 
-// Close stops the background work of the table's credential providers.
-func (t *Table) Close() error {
-	var errs []error
-	for _, c := range t.closers {
-		errs = append(errs, c.Close())
+func closeProvider(p creds.Provider) {
+	if c, ok := p.(io.Closer); ok {
+		_ = c.Close()
 	}
-	return errors.Join(errs...)
+}
+
+// lifecycle counts a table's requests in flight, so that a table replaced by a reload
+// releases its providers only once its last request is done.
+type lifecycle struct {
+	inflight  atomic.Int64
+	retired   atomic.Bool
+	next      atomic.Pointer[Table] // providers still used here are not closed
+	closeOnce sync.Once
+}
+
+func (t *Table) acquire() { t.life.inflight.Add(1) }
+
+func (t *Table) release() {
+	if t.life.inflight.Add(-1) == 0 && t.life.retired.Load() {
+		t.closeUnused()
+	}
+}
+
+// Retire marks t as replaced by next: once its requests in flight are done, it closes the
+// providers that next does not use.
+func (t *Table) Retire(next *Table) {
+	t.life.next.Store(next)
+	t.life.retired.Store(true)
+	if t.life.inflight.Load() == 0 {
+		t.closeUnused()
+	}
+}
+
+// Close stops the background work of every credential provider of the table.
+func (t *Table) Close() error {
+	t.life.closeOnce.Do(func() {
+		for _, p := range t.providers {
+			closeProvider(p)
+		}
+	})
+	return nil
+}
+
+func (t *Table) closeUnused() {
+	t.life.closeOnce.Do(func() {
+		next := t.life.next.Load()
+		for name, p := range t.providers {
+			if next != nil && next.providers[name] == p {
+				continue
+			}
+			closeProvider(p)
+		}
+	})
 }

@@ -99,7 +99,7 @@ buckets:
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(secretScanner(t, cfg), nil))
-	table, err := proxy.Setup(cfg, logger, cacheOpts...)
+	table, err := proxy.Setup(cfg, logger, func(o *proxy.SetupOptions) { o.CacheOptions = cacheOpts })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/signet-proxy/signet/internal/testenv"
 )
@@ -39,10 +40,12 @@ var signetBinary = sync.OnceValues(func() (string, error) {
 
 // proc is a running signet binary.
 type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-	err  error
+	cmd       *exec.Cmd
+	addr      string
+	adminAddr string
+	lines     chan string // log lines after "listening"
+	done      chan struct{}
+	err       error
 }
 
 // startSignet runs `signet serve` with args and waits for its "listening" log line.
@@ -60,18 +63,30 @@ func startSignet(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	addrc := make(chan string, 1)
+	p := &proc{cmd: cmd, done: make(chan struct{}), lines: make(chan string, 100000)}
+	addrc := make(chan [2]string, 1)
 	logs := t.Output()
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		sent := false
+		admin := ""
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logs, line)
+			if m := adminRE.FindStringSubmatch(line); m != nil {
+				admin = m[1]
+			}
 			if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
-				addrc <- m[1]
+				addrc <- [2]string{m[1], admin}
 				sent = true
+				continue
+			}
+			if sent {
+				select {
+				case p.lines <- line:
+				default: // nobody is reading this far
+				}
 			}
 		}
 		p.err = cmd.Wait()
@@ -82,13 +97,34 @@ func startSignet(t *testing.T, args ...string) *proc {
 		<-p.done
 	})
 	select {
-	case p.addr = <-addrc:
+	case a := <-addrc:
+		p.addr, p.adminAddr = a[0], a[1]
 	case <-p.done:
 		t.Fatalf("signet exited before listening: %v", p.err)
 	}
 	return p
 }
 
+// waitLog reads log lines until one matches re, and returns it; it fails the test if the
+// process exits first or nothing matches within limit.
+func (p *proc) waitLog(t *testing.T, re *regexp.Regexp, limit time.Duration) string {
+	t.Helper()
+	timeout := time.After(limit)
+	for {
+		select {
+		case line := <-p.lines:
+			if re.MatchString(line) {
+				return line
+			}
+		case <-p.done:
+			t.Fatalf("signet exited (%v) before logging %s", p.err, re)
+		case <-timeout:
+			t.Fatalf("no log line matching %s within %s", re, limit)
+		}
+	}
+}
+
+var adminRE = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
 var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // peakRSS reads the process's high-water mark of resident memory, in bytes.
@@ -127,6 +163,7 @@ func TestLargeObjectMemoryStaysFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, fmt.Sprintf(`
+admin_listen: 127.0.0.1:0
 accounts:
   gw:
     endpoint: %s

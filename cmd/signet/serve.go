@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,20 +10,25 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/proxy"
 )
 
-// drainTimeout bounds how long a stopping server waits for requests in flight.
-const drainTimeout = 30 * time.Second
-
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (YAML); without it, zero-config mode from R2_* variables")
-	listen := fs.String("listen", "", "listen address, overriding the config's listen")
+	listenFlag := fs.String("listen", "", "listen address, overriding the config's listen")
 	logFormat := fs.String("log-format", "", "log format: text or json (default: the config's, else text)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -30,16 +36,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	if *listenFlag != "" {
+		if _, _, err := net.SplitHostPort(*listenFlag); err != nil {
+			return fmt.Errorf("--listen %q is not host:port", *listenFlag)
+		}
+	}
 
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
-	}
-	if *listen != "" {
-		if _, _, err := net.SplitHostPort(*listen); err != nil {
-			return fmt.Errorf("--listen %q is not host:port", *listen)
-		}
-		cfg.Listen = *listen
 	}
 	if *logFormat != "" {
 		cfg.Log.Format = *logFormat
@@ -48,45 +53,149 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	s := &server{path: *configPath, logger: logger, cfg: cfg, listenFlag: *listenFlag}
+	return s.run(ctx)
+}
 
-	table, err := proxy.Setup(cfg, logger)
+// server is one `signet serve`: its listeners, its live route table and its reloads.
+type server struct {
+	path       string // config file; "" in zero-config mode
+	listenFlag string
+	logger     *slog.Logger
+	metrics    *proxy.Metrics
+	handler    *proxy.Handler
+
+	mu  sync.Mutex // serialises reloads
+	cfg *config.Config
+}
+
+func (s *server) listenAddr() string {
+	if s.listenFlag != "" {
+		return s.listenFlag
+	}
+	return s.cfg.Listen
+}
+
+func (s *server) run(ctx context.Context) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = proxy.NewMetrics(reg, func() *proxy.Table {
+		if s.handler == nil {
+			return nil
+		}
+		return s.handler.Table()
+	})
+	table, err := proxy.Setup(s.cfg, s.logger, func(o *proxy.SetupOptions) { o.Metrics = s.metrics })
 	if err != nil {
 		return err
 	}
-	defer table.Close()
-	h := proxy.New(table, proxy.Options{Logger: logger})
+	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics})
+	defer func() { s.handler.Table().Close() }()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", s.listenAddr())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		// No WriteTimeout or ReadTimeout: they would cut large downloads and uploads.
 	}
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.Bool("zero_config", cfg.ZeroConfig),
-		slog.Int("routes", len(cfg.Buckets)), slog.String("version", buildVersion()))
+	servers := []*http.Server{srv}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveUntilShutdown(srv, ln, "s3") })
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
-	case <-ctx.Done():
+	if s.cfg.AdminListen != "off" {
+		aln, err := net.Listen("tcp", s.cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		admin := &http.Server{Handler: s.handler.Admin(reg), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+		servers = append(servers, admin)
+		g.Go(func() error { return serveUntilShutdown(admin, aln, "admin") })
+		s.logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
 	}
-	logger.Info("shutting down", slog.Duration("drain_timeout", drainTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	<-served // Serve returns ErrServerClosed as soon as Shutdown starts
-	if err != nil {
-		return fmt.Errorf("drain: %w", err)
+	s.logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.Bool("zero_config", s.cfg.ZeroConfig),
+		slog.Int("routes", len(s.cfg.Buckets)), slog.String("version", buildVersion()))
+
+	if s.path != "" {
+		g.Go(func() error { return config.Watch(gctx, s.path, s.reload) })
+		g.Go(func() error {
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-hup:
+					s.reload()
+				}
+			}
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		timeout := time.Duration(s.cfg.ShutdownTimeout)
+		s.logger.Info("shutting down", slog.Duration("drain_timeout", timeout))
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			if err := srv.Shutdown(sctx); err != nil {
+				errs = append(errs, fmt.Errorf("drain: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	return g.Wait()
+}
+
+// serveUntilShutdown serves ln and returns nil once Shutdown stopped it, or why it failed.
+func serveUntilShutdown(srv *http.Server, ln net.Listener, name string) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s listener %s: %w", name, ln.Addr(), err)
 	}
 	return nil
+}
+
+// reload loads the config file again and, if it is valid, swaps in its routes: requests
+// in flight finish on the old table, and accounts whose settings did not change keep their
+// credentials. An invalid file is logged with every error and the old config keeps serving.
+func (s *server) reload() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next, err := config.Load(s.path)
+	if err == nil {
+		var table *proxy.Table
+		table, err = proxy.Setup(next, s.logger, func(o *proxy.SetupOptions) {
+			o.Metrics, o.Previous = s.metrics, s.handler.Table()
+		})
+		if err == nil {
+			if restartOnly(s.cfg, next) {
+				s.logger.Warn("config reload: listen, admin_listen, tls and shutdown_timeout take effect only after a restart; the routes and accounts were applied")
+			}
+			old := s.handler.Swap(table)
+			old.Retire(table)
+			next.Listen, next.AdminListen, next.TLS, next.ShutdownTimeout, next.Log = s.cfg.Listen, s.cfg.AdminListen, s.cfg.TLS, s.cfg.ShutdownTimeout, s.cfg.Log
+			s.cfg = next
+			s.metrics.Reloaded(nil)
+			s.logger.Info("config reloaded", slog.String("config", s.path), slog.Int("routes", len(next.Buckets)))
+			return
+		}
+	}
+	s.metrics.Reloaded(err)
+	s.logger.Error("config reload rejected; the previous config keeps serving", slog.String("config", s.path), slog.String("errors", err.Error()))
+}
+
+// restartOnly reports whether next changes settings a running server cannot take on.
+func restartOnly(cur, next *config.Config) bool {
+	return cur.Listen != next.Listen || cur.AdminListen != next.AdminListen ||
+		!reflect.DeepEqual(cur.TLS, next.TLS) || cur.ShutdownTimeout != next.ShutdownTimeout
 }
 
 func loadConfig(path string) (*config.Config, error) {

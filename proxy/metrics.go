@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signet-proxy/signet/creds"
+)
+
+// Metrics are signet's Prometheus series. Labels never carry a name the client chose:
+// buckets are labelled with the route that matched (its configured name or glob), or "-".
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	bytesIn        *prometheus.HistogramVec
+	bytesOut       *prometheus.HistogramVec
+	inFlight       prometheus.Gauge
+	upstreamErrors *prometheus.CounterVec
+	mints          *prometheus.CounterVec
+	mintDuration   *prometheus.HistogramVec
+	reloads        *prometheus.CounterVec
+}
+
+// bodyBuckets run from 1 KiB to 16 GiB by powers of 4.
+var bodyBuckets = prometheus.ExponentialBuckets(1024, 4, 13)
+
+// NewMetrics registers signet's series on reg. table returns the current route table, for
+// the credential-expiry gauge read at scrape time.
+func NewMetrics(reg prometheus.Registerer, table func() *Table) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_requests_total", Help: "S3 requests answered, by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_request_duration_seconds", Help: "Time from request to the end of the response.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"method"}),
+		bytesIn: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_request_body_bytes", Help: "Request body bytes read from clients.", Buckets: bodyBuckets,
+		}, []string{"method"}),
+		bytesOut: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_response_body_bytes", Help: "Response body bytes written to clients.", Buckets: bodyBuckets,
+		}, []string{"method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "signet_requests_in_flight", Help: "S3 requests being served.",
+		}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_upstream_errors_total", Help: "Requests that failed to reach or hear from an upstream, by account and signet's error code.",
+		}, []string{"account", "code"}),
+		mints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_credential_mints_total", Help: "Credential mints, by account and result (ok or error).",
+		}, []string{"account", "result"}),
+		mintDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_credential_mint_duration_seconds", Help: "Time a credential mint took.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"account"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_config_reloads_total", Help: "Config reloads, by result (ok or error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inFlight, m.upstreamErrors,
+		m.mints, m.mintDuration, m.reloads, expiryCollector{table})
+	return m
+}
+
+// Reloaded counts a config reload.
+func (m *Metrics) Reloaded(err error) {
+	if m == nil {
+		return
+	}
+	m.reloads.WithLabelValues(result(err)).Inc()
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+func (m *Metrics) mintHook(account string) func(*creds.CacheOptions) {
+	return func(o *creds.CacheOptions) {
+		o.OnMint = func(_ creds.Key, err error, took time.Duration) {
+			m.mints.WithLabelValues(account, result(err)).Inc()
+			m.mintDuration.WithLabelValues(account).Observe(took.Seconds())
+		}
+	}
+}
+
+func (m *Metrics) observe(method string, st *state, status int, in, out int64, d time.Duration) {
+	if m == nil {
+		return
+	}
+	route := "-"
+	if st.route != nil {
+		route = st.route.Pattern
+	}
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method).Observe(d.Seconds())
+	m.bytesIn.WithLabelValues(method).Observe(float64(in))
+	m.bytesOut.WithLabelValues(method).Observe(float64(out))
+	if st.err != nil && st.route != nil && (st.err.status == 502 || st.err.status == 504 || st.err.status == 503) {
+		m.upstreamErrors.WithLabelValues(st.route.Upstream.Account, st.err.code).Inc()
+	}
+}
+
+// expiryCollector reports, at scrape time, how long each held credential has left.
+type expiryCollector struct{ table func() *Table }
+
+var expiryDesc = prometheus.NewDesc("signet_credential_expiry_seconds",
+	"Seconds until a held credential expires, by account, upstream bucket and permission (absent: does not expire).",
+	[]string{"account", "bucket", "permission"}, nil)
+
+func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- expiryDesc }
+
+func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.table()
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	for account, p := range t.providers {
+		s, ok := p.(interface{ Status() []creds.KeyStatus })
+		if !ok {
+			continue
+		}
+		for _, ks := range s.Status() {
+			if ks.Expires.IsZero() {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue,
+				ks.Expires.Sub(now).Seconds(), account, ks.Key.Bucket, ks.Key.Permission)
+		}
+	}
+}
