@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Credentials and names the harness gives every upstream; loopback only.
+const (
+	benchRegion    = "us-east-1"
+	benchAccessKey = "signet-bench"
+	benchSecretKey = "signet-bench-secret-key"
+	benchBucket    = "bench"
+)
+
+// env is what one run shares: where files go and which binaries it runs.
+type env struct {
+	o         *options
+	tmp       string
+	self      string // this executable, re-run with -role
+	signetBin string
+	stderr    io.Writer
+	seq       int // numbers log files
+}
+
+// upstream is a running upstream and what its measurements need.
+type upstream struct {
+	kind       string // "null" or "versitygw"
+	endpoint   string // http://127.0.0.1:PORT
+	region     string
+	accessKey  string
+	secretKey  string
+	bucket     string
+	proc       *proc
+	signetConf string // signet's config file for this upstream
+	small      *content
+	smallBytes []byte
+	large      *content
+}
+
+// scenario is one row group of the report.
+type scenario struct {
+	id     string // unique, e.g. small-get-c32
+	name   string // e.g. GET 4 KiB c=32
+	method string
+	size   int64
+	conc   int
+	large  bool
+}
+
+func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
+	tmp, err := os.MkdirTemp("", "signet-bench-")
+	if err != nil {
+		return fmt.Errorf("temporary directory: %w", err)
+	}
+	defer func() {
+		if o.keep || err != nil {
+			fmt.Fprintln(stderr, "bench: logs and data kept in", tmp)
+			return
+		}
+		if rerr := os.RemoveAll(tmp); rerr != nil {
+			fmt.Fprintln(stderr, "bench: remove temporary directory:", rerr)
+		}
+	}()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this executable: %w", err)
+	}
+	e := &env{o: o, tmp: tmp, self: self, stderr: stderr}
+	m := describeMachine(ctx)
+	if e.signetBin = o.signetBin; e.signetBin == "" {
+		if e.signetBin, err = buildSignet(ctx, tmp); err != nil {
+			return err
+		}
+		m.signet = signetRevision(ctx) + ", built by the harness from ./cmd/signet"
+	} else {
+		m.signet = "prebuilt " + o.signetBin
+	}
+	var results []*result
+	for _, kind := range o.upstreams {
+		res, err := e.benchUpstream(ctx, kind)
+		if err != nil {
+			return fmt.Errorf("%s upstream: %w", kind, err)
+		}
+		results = append(results, res)
+	}
+	var report bytes.Buffer
+	writeReport(&report, m, o, results)
+	if _, err := stdout.Write(report.Bytes()); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if o.out != "" {
+		if err := os.WriteFile(o.out, report.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	return nil
+}
+
+// buildSignet builds ./cmd/signet of the module the harness runs in.
+func buildSignet(ctx context.Context, tmp string) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(tmp, "signet")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/signet")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build signet: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the module: go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("find the module: run the harness inside the signet module (go run ./bench)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// plan lists the scenarios of one upstream, in report order.
+func (e *env) plan(largeSize int64) []scenario {
+	var out []scenario
+	small := formatBytes(e.o.smallSize)
+	for _, id := range e.o.scenarios {
+		switch id {
+		case "small-get", "small-put":
+			method := strings.ToUpper(strings.TrimPrefix(id, "small-"))
+			for _, c := range e.o.concurrency {
+				out = append(out, scenario{id: fmt.Sprintf("%s-c%d", id, c), name: fmt.Sprintf("%s %s c=%d", method, small, c),
+					method: method, size: e.o.smallSize, conc: c})
+			}
+		case "large-put", "large-get":
+			method := strings.ToUpper(strings.TrimPrefix(id, "large-"))
+			out = append(out, scenario{id: id, name: fmt.Sprintf("%s %s", method, formatBytes(largeSize)),
+				method: method, size: largeSize, conc: 1, large: true})
+		}
+	}
+	return out
+}
+
+// benchUpstream starts one upstream and runs every round against it.
+func (e *env) benchUpstream(ctx context.Context, kind string) (res *result, err error) {
+	u, err := e.startUpstream(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if serr := u.proc.stop(10 * time.Second); serr != nil && err == nil && kind == "null" {
+			err = serr
+		}
+	}()
+	if err := e.prepare(ctx, u); err != nil {
+		return nil, err
+	}
+	plan := e.plan(u.large.size)
+	res = newResult(kind, u.large.size, plan, e.o.targets, e.o.rounds)
+	for r := range e.o.rounds {
+		order := rotate(e.o.targets, r)
+		for _, sc := range plan {
+			for _, t := range order {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				s, err := e.measure(ctx, u, sc, t)
+				if err != nil {
+					return nil, fmt.Errorf("round %d, %s, %s: %w", r+1, sc.name, targetName(t), err)
+				}
+				res.samples[sc.id][t][r] = s
+				fmt.Fprintf(e.stderr, "[%s %d/%d] %-16s %-8s %s\n", kind, r+1, e.o.rounds, sc.name, targetName(t), s.summary(sc))
+			}
+		}
+	}
+	return res, nil
+}
+
+func rotate(s []string, n int) []string {
+	n %= len(s)
+	return append(append([]string(nil), s[n:]...), s[:n]...)
+}
+
+// startUpstream starts the null endpoint or versitygw and writes signet's config for it.
+func (e *env) startUpstream(ctx context.Context, kind string) (*upstream, error) {
+	u := &upstream{kind: kind, region: benchRegion, accessKey: benchAccessKey, secretKey: benchSecretKey, bucket: benchBucket}
+	u.small = newContent(e.o.smallSize)
+	u.smallBytes = u.small.bytes()
+	switch kind {
+	case "null":
+		u.large = newContent(e.o.largeSize)
+		p, err := startProc("null upstream", filepath.Join(e.tmp, "null.log"), e.self, roleArgs("null")...)
+		if err != nil {
+			return nil, err
+		}
+		addr, err := p.waitListening(ctx, 15*time.Second)
+		if err != nil {
+			_ = p.stop(5 * time.Second)
+			return nil, err
+		}
+		u.proc, u.endpoint = p, "http://"+addr
+	case "versitygw":
+		u.large = newContent(e.o.vgwLargeSize)
+		bin, err := versityGWBinary()
+		if err != nil {
+			return nil, err
+		}
+		data := filepath.Join(e.tmp, "versitygw-data")
+		// A bucket, for the posix backend, is a directory.
+		if err := os.MkdirAll(filepath.Join(data, benchBucket), 0o755); err != nil {
+			return nil, fmt.Errorf("versitygw data directory: %w", err)
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := startProc("versitygw", filepath.Join(e.tmp, "versitygw.log"), bin,
+			"--access", u.accessKey, "--secret", u.secretKey, "--region", u.region,
+			"--port", addr, "--health", "/healthz", "--quiet", "posix", data)
+		if err != nil {
+			return nil, err
+		}
+		u.proc, u.endpoint = p, "http://"+addr
+		if err := waitHealthy(ctx, p, u.endpoint+"/healthz", 15*time.Second); err != nil {
+			_ = p.stop(5 * time.Second)
+			return nil, err
+		}
+	}
+	u.signetConf = filepath.Join(e.tmp, "signet-"+kind+".yaml")
+	conf := fmt.Sprintf(`# written by go run ./bench
+log: {format: text, level: info}
+accounts:
+  bench:
+    endpoint: %s
+    region: %s
+    credentials: {access_key_id: %s, secret_access_key: %s}
+buckets:
+  - {name: %s, account: bench}
+`, u.endpoint, u.region, u.accessKey, u.secretKey, u.bucket)
+	if err := os.WriteFile(u.signetConf, []byte(conf), 0o600); err != nil {
+		_ = u.proc.stop(5 * time.Second)
+		return nil, fmt.Errorf("write signet config: %w", err)
+	}
+	return u, nil
+}
+
+// prepare uploads the GET scenarios' objects to versitygw (the null upstream makes them
+// up), directly and signed, and checks one of each can be read back.
+func (e *env) prepare(ctx context.Context, u *upstream) error {
+	cl := newClient(u, true)
+	defer cl.close()
+	base := u.endpoint + "/" + u.bucket + "/"
+	if u.kind == "versitygw" {
+		fmt.Fprintf(e.stderr, "[versitygw] uploading %s and %s test objects\n", formatBytes(u.small.size), formatBytes(u.large.size))
+		if err := cl.put(ctx, base+objectKey(u.small.size), bytes.NewReader(u.smallBytes), u.small.size); err != nil {
+			return fmt.Errorf("upload test object: %w", err)
+		}
+		if err := cl.put(ctx, base+objectKey(u.large.size), &contentReader{c: u.large}, u.large.size); err != nil {
+			return fmt.Errorf("upload test object: %w", err)
+		}
+	}
+	buf := make([]byte, 256<<10)
+	for _, c := range []*content{u.small, u.large} {
+		if _, err := cl.get(ctx, base+objectKey(c.size), c, buf); err != nil {
+			return fmt.Errorf("read test object back: %w", err)
+		}
+	}
+	return nil
+}
+
+// versityGWBinary finds versitygw as internal/testenv does: $SIGNET_VERSITYGW, else the
+// tools cache that `make tools` fills.
+func versityGWBinary() (string, error) {
+	if p := os.Getenv("SIGNET_VERSITYGW"); p != "" {
+		return p, nil
+	}
+	dir := os.Getenv("SIGNET_TOOLS")
+	if dir == "" {
+		c, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("find versitygw: %w", err)
+		}
+		dir = filepath.Join(c, "signet-tools")
+	}
+	p := filepath.Join(dir, "versitygw-v1.8.0", "versitygw") // testenv.VersityGWVersion
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("find versitygw: %w (run `make tools`, set SIGNET_VERSITYGW, or use -upstream null)", err)
+	}
+	return p, nil
+}
+
+func targetName(t string) string {
+	if t == "barehop" {
+		return "bare hop"
+	}
+	return t
+}
+
+// startTarget starts the proxy that target names (none for direct) and returns it with the
+// base URL the harness sends to.
+func (e *env) startTarget(ctx context.Context, u *upstream, target string) (*proc, string, error) {
+	e.seq++
+	var p *proc
+	var err error
+	logPath := filepath.Join(e.tmp, fmt.Sprintf("%s-%s-%03d.log", u.kind, target, e.seq))
+	switch target {
+	case "direct":
+		return nil, u.endpoint, nil
+	case "barehop":
+		p, err = startProc("bare hop", logPath, e.self, roleArgs("barehop", "-upstream", u.endpoint,
+			"-region", u.region, "-access-key", u.accessKey, "-secret-key", u.secretKey)...)
+	case "signet":
+		p, err = startProc("signet", logPath, e.signetBin, "serve", "--config", u.signetConf, "--listen", "127.0.0.1:0")
+	default:
+		return nil, "", fmt.Errorf("unknown target %q", target)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := p.waitListening(ctx, 15*time.Second)
+	if err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, "", err
+	}
+	return p, "http://" + addr, nil
+}
+
+// sample is one measurement of one scenario on one target.
+type sample struct {
+	requests int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	bytes    int64
+	ttfb     time.Duration
+	proxy    bool // the proxy fields are set
+	proxyCPU time.Duration
+	proxyRSS int64
+	upCPU    time.Duration
+}
+
+func (s sample) reqPerSec() float64 { return float64(s.requests) / s.elapsed.Seconds() }
+func (s sample) mbPerSec() float64  { return float64(s.bytes) / 1e6 / s.elapsed.Seconds() }
+
+func (s sample) summary(sc scenario) string {
+	var b strings.Builder
+	if sc.large {
+		fmt.Fprintf(&b, "%8.0f MB/s", s.mbPerSec())
+		if sc.method == "GET" {
+			fmt.Fprintf(&b, "  ttfb %.2f ms", ms(s.ttfb))
+		}
+		if s.proxy {
+			fmt.Fprintf(&b, "  cpu %.2f s/GB  rss %.1f MiB", s.proxyCPU.Seconds()/(float64(s.bytes)/1e9), mib(s.proxyRSS))
+		}
+		fmt.Fprintf(&b, "  upstream cpu %.2f s/GB", s.upCPU.Seconds()/(float64(s.bytes)/1e9))
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%8.0f req/s  p50 %.3f ms  p99 %.3f ms", s.reqPerSec(), ms(s.p50), ms(s.p99))
+	if s.proxy {
+		fmt.Fprintf(&b, "  cpu %.1f µs/req  rss %.1f MiB", us(s.proxyCPU)/float64(s.requests), mib(s.proxyRSS))
+	}
+	fmt.Fprintf(&b, "  upstream cpu %.1f µs/req", us(s.upCPU)/float64(s.requests))
+	return b.String()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func mib(n int64) float64        { return float64(n) / (1 << 20) }
+
+// measure runs one scenario on one target, in a fresh proxy process.
+func (e *env) measure(ctx context.Context, u *upstream, sc scenario, target string) (s sample, err error) {
+	limit := e.o.warmup + e.o.duration + time.Minute
+	if sc.large {
+		limit = 10*time.Minute + time.Duration(sc.size/(10<<20))*time.Second // at least 10 MB/s
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	px, base, err := e.startTarget(ctx, u, target)
+	if err != nil {
+		return sample{}, err
+	}
+	if px != nil {
+		defer func() {
+			serr := px.stop(15 * time.Second)
+			switch {
+			case serr != nil && err == nil:
+				err = serr
+			case err == nil && !e.o.keep:
+				_ = os.Remove(px.logPath) // a full run writes hundreds of MB of request logs
+			}
+		}()
+	}
+	cl := newClient(u, target == "direct")
+	defer cl.close()
+	url := base + "/" + u.bucket + "/"
+	if sc.large {
+		s, err = e.runLarge(ctx, cl, url, u, sc, px)
+	} else {
+		s, err = e.runSmall(ctx, cl, url, u, sc, px)
+	}
+	if err == nil && px != nil && px.exited() {
+		err = fmt.Errorf("%s exited during the measurement: %v; log: %s", px.name, px.err, px.logTail())
+	}
+	return s, err
+}
+
+// cpuPair reads the proxy's (when there is one) and the upstream's CPU time.
+type cpuPair struct{ proxy, up time.Duration }
+
+func readCPU(px *proc, u *upstream) (cpuPair, error) {
+	var c cpuPair
+	var err error
+	if px != nil {
+		if c.proxy, err = px.cpuTime(); err != nil {
+			return c, fmt.Errorf("%s: %w", px.name, err)
+		}
+	}
+	if c.up, err = u.proc.cpuTime(); err != nil {
+		return c, fmt.Errorf("%s: %w", u.proc.name, err)
+	}
+	return c, nil
+}
+
+// finishSample fills the CPU and memory fields.
+func finishSample(s *sample, px *proc, u *upstream, before cpuPair) error {
+	after, err := readCPU(px, u)
+	if err != nil {
+		return err
+	}
+	s.upCPU = after.up - before.up
+	if px != nil {
+		s.proxy = true
+		s.proxyCPU = after.proxy - before.proxy
+		if s.proxyRSS, err = px.peakRSS(); err != nil {
+			return fmt.Errorf("%s: %w", px.name, err)
+		}
+	}
+	return nil
+}
+
+func (e *env) runSmall(ctx context.Context, cl *client, url string, u *upstream, sc scenario, px *proc) (sample, error) {
+	get := url + objectKey(u.small.size)
+	one := func(ctx context.Context, w int, buf []byte) error {
+		if sc.method == http.MethodGet {
+			_, err := cl.get(ctx, get, u.small, buf)
+			return err
+		}
+		return cl.put(ctx, fmt.Sprintf("%sput-%d-w%d", url, sc.size, w), bytes.NewReader(u.smallBytes), sc.size)
+	}
+	if e.o.warmup > 0 {
+		if _, err := loadLoop(ctx, sc.conc, e.o.warmup, e.o.maxRequests, one); err != nil {
+			return sample{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	before, err := readCPU(px, u)
+	if err != nil {
+		return sample{}, err
+	}
+	res, err := loadLoop(ctx, sc.conc, e.o.duration, e.o.maxRequests, one)
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{
+		requests: len(res.latencies),
+		elapsed:  res.elapsed,
+		p50:      percentile(res.latencies, 50),
+		p99:      percentile(res.latencies, 99),
+		bytes:    int64(len(res.latencies)) * sc.size,
+	}
+	return s, finishSample(&s, px, u, before)
+}
+
+func (e *env) runLarge(ctx context.Context, cl *client, url string, u *upstream, sc scenario, px *proc) (sample, error) {
+	buf := make([]byte, 256<<10)
+	// One small GET first, so that connections are open and the process has served a
+	// request, as in steady state.
+	if _, err := cl.get(ctx, url+objectKey(u.small.size), u.small, buf); err != nil {
+		return sample{}, fmt.Errorf("warm-up: %w", err)
+	}
+	before, err := readCPU(px, u)
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{requests: 1, bytes: sc.size}
+	start := time.Now()
+	if sc.method == http.MethodGet {
+		s.ttfb, err = cl.get(ctx, url+objectKey(sc.size), u.large, buf)
+	} else {
+		err = cl.put(ctx, fmt.Sprintf("%sput-%d", url, sc.size), &contentReader{c: u.large}, sc.size)
+	}
+	s.elapsed = time.Since(start)
+	if err != nil {
+		return sample{}, err
+	}
+	return s, finishSample(&s, px, u, before)
+}
