@@ -104,6 +104,9 @@ func (s *server) run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		// No WriteTimeout or ReadTimeout: they would cut large downloads and uploads.
 	}
+	srv.RegisterOnShutdown(func() { // runs once the listener is closed
+		s.logger.Info("stopped accepting connections; draining requests in flight")
+	})
 	servers := []*http.Server{srv}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilShutdown(srv, ln, "s3") })

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signet-proxy/signet/internal/testenv"
+)
+
+// replaceFile writes a file the atomic way editors and Kubernetes do: a temporary file
+// renamed over the old one.
+func replaceFile(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gwConfig(gw *testenv.VersityGW, routes string) string {
+	return fmt.Sprintf(`admin_listen: 127.0.0.1:0
+accounts:
+  gw:
+    endpoint: %s
+    credentials: {access_key_id: %s, secret_access_key: %s}
+buckets:
+%s`, gw.Endpoint, gw.AccessKey, gw.SecretKey, routes)
+}
+
+func do(t *testing.T, c *http.Client, method, url string, body io.Reader) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, body)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReloadUnderLoad: a route added while 16 clients stream requests is live within a
+// second with no failed request; an invalid file is rejected, logged and counted, and
+// the old config keeps serving.
+func TestReloadUnderLoad(t *testing.T) {
+	gw := testenv.StartVersityGW(t)
+	for _, b := range []string{"alpha", "beta"} {
+		if err := os.Mkdir(filepath.Join(gw.DataDir, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := writeConfig(t, gwConfig(gw, "  - {name: alpha, account: gw}\n"))
+	p := startSignet(t, "--config", cfgPath)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	base := "http://" + p.addr
+	if code, body := do(t, client, "PUT", base+"/alpha/obj", strings.NewReader("payload")); code != 200 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	if code, _ := do(t, client, "GET", base+"/beta/x", nil); code != 404 {
+		t.Fatalf("beta before the reload: %d, want 404 (not configured)", code)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "GET", base+"/alpha/obj", nil)
+				resp, err := client.Do(req)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "payload" {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+
+	replaceFile(t, cfgPath, gwConfig(gw, "  - {name: alpha, account: gw}\n  - {name: beta, account: gw}\n"))
+	p.waitLog(t, regexp.MustCompile(`msg="config reloaded"`), time.Second)
+	if code, body := do(t, client, "PUT", base+"/beta/new", strings.NewReader("b")); code != 200 {
+		t.Errorf("the new route after the reload: %d %s", code, body)
+	}
+
+	replaceFile(t, cfgPath, "accounts: {gw: {endpoint: nope}}\nbuckets: [{name: alpha, account: gww}]\n")
+	line := p.waitLog(t, regexp.MustCompile(`config reload rejected`), 2*time.Second)
+	for _, want := range []string{`accounts.gw.endpoint`, `unknown account \"gww\"`, "signet.yaml:"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the rejection log lacks %q: %s", want, line)
+		}
+	}
+	if code, _ := do(t, client, "GET", base+"/beta/new", nil); code != 200 {
+		t.Errorf("after a rejected reload the previous config must keep serving: %d", code)
+	}
+	_, metrics := do(t, client, "GET", "http://"+p.adminAddr+"/metrics", nil)
+	for _, want := range []string{`signet_config_reloads_total{result="error"} 1`, `signet_config_reloads_total{result="ok"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if failed.Load() > 0 || ok.Load() == 0 {
+		t.Errorf("%d requests failed, %d succeeded", failed.Load(), ok.Load())
+	}
+}
+
+// TestGracefulShutdown: SIGTERM in the middle of a 200 MiB upload stops new connections,
+// lets the upload finish, and exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	gw := testenv.StartVersityGW(t)
+	if err := os.Mkdir(filepath.Join(gw.DataDir, "alpha"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startSignet(t, "--config", writeConfig(t, gwConfig(gw, "  - {name: alpha, account: gw}\n")))
+	const size = 200 << 20
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequestWithContext(t.Context(), "PUT", "http://"+p.addr+"/alpha/big", pr)
+	req.ContentLength = size
+	result := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		result <- err
+	}()
+	chunk := make([]byte, 1<<20)
+	for range 10 { // 10 MiB: the upload is under way
+		if _, err := pw.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, regexp.MustCompile(`stopped accepting connections`), 5*time.Second)
+	if c, err := net.Dial("tcp", p.addr); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted after SIGTERM")
+	}
+	for range size/len(chunk) - 10 {
+		if _, err := pw.Write(chunk); err != nil {
+			t.Fatalf("the upload was cut: %v", err)
+		}
+	}
+	pw.Close()
+	if err := <-result; err != nil {
+		t.Fatalf("upload during shutdown: %v", err)
+	}
+	<-p.done
+	if p.err != nil {
+		t.Errorf("exit: %v, want status 0", p.err)
+	}
+	if fi, err := os.Stat(filepath.Join(gw.DataDir, "alpha", "big")); err != nil || fi.Size() != size {
+		t.Errorf("stored: %v %v", fi, err)
+	}
+}
+
+// TestReadyzFollowsCredentials: /readyz is 503 naming the bucket while the credentials file
+// holds expired keys, 200 once it holds valid ones, and 503 again when they expire.
+func TestReadyzFollowsCredentials(t *testing.T) {
+	gw := testenv.StartVersityGW(t)
+	dir := t.TempDir()
+	credsFile := filepath.Join(dir, "creds.json")
+	write := func(exp time.Time) {
+		replaceFile(t, credsFile, fmt.Sprintf(`{"access_key_id": %q, "secret_access_key": %q, "expiration": %q}`,
+			gw.AccessKey, gw.SecretKey, exp.UTC().Format(time.RFC3339)))
+	}
+	write(time.Now().Add(-time.Hour))
+	p := startSignet(t, "--config", writeConfig(t, fmt.Sprintf(`admin_listen: 127.0.0.1:0
+accounts:
+  gw: {endpoint: %s, credentials: {file: %q}}
+buckets:
+  - {name: alpha, account: gw}
+`, gw.Endpoint, credsFile)))
+	client := &http.Client{Transport: &http.Transport{}}
+	ready := "http://" + p.adminAddr + "/readyz"
+	if code, body := do(t, client, "GET", ready, nil); code != 503 || !strings.Contains(body, "bucket alpha (account gw)") {
+		t.Errorf("with expired credentials: %d %q", code, body)
+	}
+	write(time.Now().Add(time.Hour))
+	p.waitLog(t, regexp.MustCompile(`msg="reloaded credentials file"`), 5*time.Second)
+	if code, body := do(t, client, "GET", ready, nil); code != 200 {
+		t.Errorf("with valid credentials: %d %q", code, body)
+	}
+	write(time.Now().Add(-time.Minute))
+	p.waitLog(t, regexp.MustCompile(`msg="reloaded credentials file"`), 5*time.Second)
+	if code, _ := do(t, client, "GET", ready, nil); code != 503 {
+		t.Errorf("after the credentials expired again: %d", code)
+	}
+	if code, _ := do(t, client, "GET", "http://"+p.adminAddr+"/healthz", nil); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+}
