@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/creds"
@@ -35,6 +36,7 @@ const testAccountID = "0123456789abcdef0123456789abcdef"
 type r2env struct {
 	minio  *testenv.MinIO
 	cf     *testenv.FakeCloudflare
+	cfg    *config.Config
 	signet *httptest.Server
 	s3     *s3.Client
 	// signedWith records, for each request that reached MinIO, the access key it was
@@ -104,6 +106,7 @@ buckets:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { table.Close() })
+	e.cfg = cfg
 	e.signet = httptest.NewServer(proxy.New(table, proxy.Options{Logger: logger}))
 	t.Cleanup(e.signet.Close)
 	e.s3 = newS3Client(e.signet.URL)
@@ -395,5 +398,75 @@ buckets:
 	wg.Wait()
 	if failed.Load() > 0 {
 		t.Errorf("%d of %d requests failed during the rotation", failed.Load(), failed.Load()+ok.Load())
+	}
+}
+
+// TestAdminEndpoints scrapes /metrics after traffic on minted credentials, and watches
+// /readyz follow the credential source.
+func TestAdminEndpoints(t *testing.T) {
+	e := newR2Env(t, nil, apiCreds, r2Routes)
+	reg := prometheus.NewRegistry()
+	var h *proxy.Handler
+	m := proxy.NewMetrics(reg, func() *proxy.Table { return h.Table() })
+	table, err := proxy.Setup(e.cfg, slog.New(slog.DiscardHandler), func(o *proxy.SetupOptions) {
+		o.Metrics = m
+		o.CacheOptions = []func(*creds.CacheOptions){func(o *creds.CacheOptions) { o.MinBackoff, o.MaxBackoff = time.Millisecond, time.Millisecond }}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { table.Close() })
+	h = proxy.New(table, proxy.Options{Metrics: m, Logger: slog.New(slog.DiscardHandler)})
+	s3srv := httptest.NewServer(h)
+	t.Cleanup(s3srv.Close)
+	admin := httptest.NewServer(h.Admin(reg))
+	t.Cleanup(admin.Close)
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// The API fails before anything was minted: not ready, and the body says for what.
+	e.cf.Inject(testenv.Fault{Status: 500}, testenv.Fault{Status: 500}, testenv.Fault{Status: 500})
+	if code, body := get(admin.URL + "/readyz"); code != 503 || !strings.Contains(body, "bucket photos (account r2)") {
+		t.Errorf("readyz while the API fails: %d %q", code, body)
+	}
+	var code int
+	for range 1000 { // the injected faults run out; each try is a real mint attempt
+		if code, _ = get(admin.URL + "/readyz"); code == 200 {
+			break
+		}
+	}
+	if code != 200 {
+		t.Errorf("readyz after the API recovered: %d", code)
+	}
+
+	client := newS3Client(s3srv.URL)
+	put(t, client, "photos", "m", []byte("metrics"))
+	get(s3srv.URL + "/nothere/x")
+	_, body := get(admin.URL + "/metrics")
+	for _, want := range []string{
+		`signet_requests_total{method="PUT",route="photos",status="200"} 1`,
+		`signet_requests_total{method="GET",route="-",status="404"} 1`,
+		`signet_request_duration_seconds_count{method="PUT"} 1`,
+		`signet_request_body_bytes_sum{method="PUT"} 7`,
+		`signet_response_body_bytes_count{method="GET"}`,
+		`signet_requests_in_flight 0`,
+		`signet_credential_mints_total{account="r2",result="error"}`,
+		`signet_credential_mints_total{account="r2",result="ok"}`,
+		`signet_credential_mint_duration_seconds_count{account="r2"}`,
+		`signet_credential_expiry_seconds{account="r2",bucket="photos",permission="object-read-write"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "nothere") || strings.Contains(body, e.cf.Token()) {
+		t.Error("metrics carry a client-chosen bucket name or a secret")
 	}
 }
