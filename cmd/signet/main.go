@@ -37,6 +37,7 @@ const usage = `signet: a SigV4 re-signing sidecar for S3-compatible storage
 Usage:
   signet serve [--config FILE] [--listen ADDR] [--log-format text|json]
   signet check [--config FILE] [--timeout 30s]
+  signet healthcheck [--addr 127.0.0.1:9001]
   signet version
 
 With no --config, serve reads R2_ACCOUNT_ID, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "check":
 		return check(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "signet", buildVersion())
 		return nil

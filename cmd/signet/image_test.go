@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/signet-proxy/signet/config"
+)
+
+// TestDockerfileBuild runs the Dockerfile's build command (Docker cannot run here) and
+// checks that it makes a static binary that runs, and that the image is shaped as
+// promised: multi-stage, non-root, a healthcheck, the default config path.
+func TestDockerfileBuild(t *testing.T) {
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(df)
+	for _, want := range []string{"USER nonroot", "HEALTHCHECK", `"/signet", "healthcheck"`, `"--config", "/etc/signet/config.yaml"`, "FROM gcr.io/distroless/static"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if n := strings.Count(text, "\nFROM "); n != 2 {
+		t.Errorf("%d stages, want a build stage and a runtime stage", n)
+	}
+	m := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 go build .*)$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("no `RUN CGO_ENABLED=0 go build` line in the Dockerfile")
+	}
+	out := filepath.Join(t.TempDir(), "signet")
+	script := strings.NewReplacer("${VERSION}", "v0.0.0-test", "/out/signet", out, "./cmd/signet", ".").Replace(m[1])
+	cmd := exec.Command("sh", "-c", script)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, b)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary is dynamically linked; distroless/static has no libc")
+		}
+	}
+	b, err := exec.Command(out, "version").Output()
+	if err != nil || !bytes.Contains(b, []byte("signet v0.0.0-test")) {
+		t.Errorf("version: %q %v", b, err)
+	}
+}
+
+// TestExampleConfigs keeps the configs in examples/ loadable.
+func TestExampleConfigs(t *testing.T) {
+	env := func(string) (string, bool) { return "set", true }
+	// The Kubernetes example carries its config inside a ConfigMap.
+	raw, err := os.ReadFile("../../examples/kubernetes/pod.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	found := false
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Kind == "ConfigMap" {
+			found = true
+			if _, err := config.Parse("pod.yaml#config.yaml", []byte(doc.Data["config.yaml"]), env); err != nil {
+				t.Errorf("kubernetes example: %v", err)
+			}
+		}
+	}
+	if !found {
+		t.Error("no ConfigMap in the Kubernetes example")
+	}
+	raw, err = os.ReadFile("../../examples/compose/signet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Parse("signet.yaml", raw, env); err != nil {
+		t.Errorf("compose example: %v", err)
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	p := startSignet(t, "--config", writeConfig(t, `admin_listen: 127.0.0.1:0
+accounts: {a: {endpoint: "http://127.0.0.1:1", credentials: {access_key_id: a, secret_access_key: b}}}
+buckets: [{name: alpha, account: a}]
+`))
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"healthcheck", "--addr", p.adminAddr}, &out, &out); err != nil {
+		t.Errorf("healthy signet: %v", err)
+	}
+	if err := run(t.Context(), []string{"healthcheck", "--addr", "127.0.0.1:1"}, &out, &out); err == nil {
+		t.Error("healthcheck of nothing succeeded")
+	}
+}
