@@ -25,6 +25,16 @@ type Config struct {
 	// AdminListen is the address of /healthz, /readyz and /metrics, or "off".
 	// Default: `127.0.0.1:9001`.
 	AdminListen string `yaml:"admin_listen"`
+	// Clients are the apps allowed in, each with signet-only keys its S3 SDK signs with.
+	// Once any is set, every request must carry a valid signature of one of them. Default:
+	// none (anyone who can connect may use every route: keep listen on loopback).
+	Clients []*Client `yaml:"clients"`
+	// AllowAnonymousNetwork lets serve listen beyond loopback with no clients configured.
+	// Default: `false`.
+	AllowAnonymousNetwork bool `yaml:"allow_anonymous_network"`
+	// MaxConcurrentRequests caps requests served at once; beyond it clients get 503 SlowDown.
+	// Default: `1024`.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// ShutdownTimeout bounds how long a stopping signet waits for requests in flight.
 	// Default: `30s`.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -185,6 +195,22 @@ func (b *Bucket) Permission() string {
 // IsGlob reports whether the route's name is a pattern.
 func (b *Bucket) IsGlob() bool { return isGlob(b.Name) }
 
+// Client is an app's identity: local keys that are worthless outside signet, and what
+// they may reach.
+type Client struct {
+	// Name identifies the client in logs and metrics.
+	Name                string `yaml:"name"`
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKey     Secret `yaml:"secret_access_key"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	// Buckets are the local bucket names (or globs) the client may use. Required.
+	Buckets []string `yaml:"buckets"`
+	// Access is read-write or read-only. Default: `read-write`.
+	Access string `yaml:"access"`
+	// Prefixes, when set, confine the client to these key prefixes.
+	Prefixes []string `yaml:"prefixes"`
+}
+
 // TLS modes.
 const (
 	TLSOff   = "off"
@@ -284,6 +310,14 @@ func (c *Config) ApplyDefaults() {
 		if b.Access == "" {
 			b.Access = AccessReadWrite
 		}
+	}
+	for _, cl := range c.Clients {
+		if cl != nil && cl.Access == "" {
+			cl.Access = AccessReadWrite
+		}
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = 1024
 	}
 	if c.AdminListen == "" {
 		c.AdminListen = DefaultAdminListen

@@ -123,6 +123,29 @@ buckets:
 			},
 		},
 		{
+			name: "network listen without clients, and bad clients",
+			yaml: `listen: 0.0.0.0:9000
+clients:
+  - {name: web, access_key_id: k, secret_access_key: s}
+  - {access_key_id: k, secret_access_key: s, buckets: ["[x"], access: all}
+accounts:
+  a: {endpoint: "http://h", credentials: {access_key_id: a, secret_access_key: b}}
+buckets: [{name: abc, account: a}]
+`,
+			want: []string{
+				"c.yaml:3: clients[0]: buckets is required",
+				"c.yaml:4: clients[1]: name is required",
+				"c.yaml:4: clients[1].access_key_id: access key id is already used by clients[0]",
+				`c.yaml:4: clients[1].buckets[0]: "[x" is not a valid glob`,
+				`c.yaml:4: clients[1].access: "all" is not read-write or read-only`,
+			},
+		},
+		{
+			name: "network listen needs clients or allow_anonymous_network",
+			yaml: "listen: 0.0.0.0:9000\naccounts:\n  a: {endpoint: \"http://h\", credentials: {access_key_id: a, secret_access_key: b}}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{`c.yaml:1: listen: "0.0.0.0:9000" is reachable beyond this machine`, "allow_anonymous_network: true"},
+		},
+		{
 			name: "type errors have lines",
 			yaml: "listen: [a]\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
 			want: []string{"c.yaml:1: cannot unmarshal !!seq into string"},

@@ -19,8 +19,10 @@ func (c *Config) Validate() []*FieldError {
 	var errs []*FieldError
 	bad := func(err error, p ...any) { errs = append(errs, &FieldError{Path: p, Err: err}) }
 
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad(fmt.Errorf("%q is not host:port", c.Listen), "listen")
+	if err := CheckListen(c.Listen); err != nil {
+		bad(err, "listen")
+	} else if err := c.CheckExposure(c.Listen); err != nil {
+		bad(err, "listen")
 	}
 	if c.AdminListen != "off" {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
@@ -31,6 +33,41 @@ func (c *Config) Validate() []*FieldError {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
 	}
 	errs = append(errs, c.TLS.validate()...)
+	if c.MaxConcurrentRequests < 0 {
+		bad(errors.New("must not be negative"), "max_concurrent_requests")
+	}
+	keys := map[string]int{}
+	for i, cl := range c.Clients {
+		at := func(p ...any) []any { return append([]any{"clients", i}, p...) }
+		if cl == nil {
+			bad(errors.New("the client is empty"), at()...)
+			continue
+		}
+		if cl.Name == "" {
+			bad(errors.New("name is required"), at()...)
+		}
+		if cl.AccessKeyID == "" {
+			bad(errors.New("access_key_id is required"), at()...)
+		} else if j, dup := keys[cl.AccessKeyID]; dup {
+			bad(fmt.Errorf("access key id is already used by clients[%d]", j), at("access_key_id")...)
+		} else {
+			keys[cl.AccessKeyID] = i
+		}
+		if (cl.SecretAccessKey == "") == (cl.SecretAccessKeyFile == "") {
+			bad(errors.New("give one of secret_access_key and secret_access_key_file"), at()...)
+		}
+		if len(cl.Buckets) == 0 {
+			bad(errors.New("buckets is required: the bucket names (or globs) this client may use"), at()...)
+		}
+		for j, b := range cl.Buckets {
+			if _, err := path.Match(b, ""); err != nil {
+				bad(fmt.Errorf("%q is not a valid glob: %w", b, err), at("buckets", j)...)
+			}
+		}
+		if cl.Access != AccessReadWrite && cl.Access != AccessReadOnly {
+			bad(fmt.Errorf("%q is not read-write or read-only", cl.Access), at("access")...)
+		}
+	}
 	for i, s := range c.VirtualHostSuffixes {
 		if !validHostname(s) {
 			bad(fmt.Errorf("%q is not a lowercase host name", s), "virtual_host_suffixes", i)
@@ -329,4 +366,39 @@ func (t *TLS) validate() []*FieldError {
 		}
 	}
 	return errs
+}
+
+// CheckListen accepts host:port and unix:///absolute/path.
+func CheckListen(addr string) error {
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%q: a unix socket needs an absolute path, unix:///run/signet.sock", addr)
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port or unix:///path", addr)
+	}
+	return nil
+}
+
+// CheckExposure refuses to serve addr beyond loopback when no client identities guard the
+// routes, unless allow_anonymous_network says that is intended.
+func (c *Config) CheckExposure(addr string) error {
+	if len(c.Clients) > 0 || c.AllowAnonymousNetwork || strings.HasPrefix(addr, "unix://") {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // CheckListen reports it
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%q is reachable beyond this machine, and with no clients configured anyone who can connect "+
+		"may use every route with signet's credentials: configure clients, listen on 127.0.0.1 or a unix socket, "+
+		"or set allow_anonymous_network: true", addr)
 }

@@ -297,7 +297,10 @@ func TestRun(t *testing.T) {
 		{name: "zero-config without variables", args: []string{"serve"}, out: "missing: R2_ACCOUNT_ID, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY"},
 		{name: "bad listen flag", args: []string{"serve", "--listen", "nope"}, env: map[string]string{
 			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
-		}, out: `--listen "nope" is not host:port`},
+		}, out: `--listen: "nope" is not host:port`},
+		{name: "network listen without clients", args: []string{"serve", "--listen", "0.0.0.0:9000"}, env: map[string]string{
+			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
+		}, out: "allow_anonymous_network"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

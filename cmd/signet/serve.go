@@ -37,14 +37,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	if *listenFlag != "" {
-		if _, _, err := net.SplitHostPort(*listenFlag); err != nil {
-			return fmt.Errorf("--listen %q is not host:port", *listenFlag)
+		if err := config.CheckListen(*listenFlag); err != nil {
+			return fmt.Errorf("--listen: %w", err)
 		}
 	}
 
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
+	}
+	if *listenFlag != "" {
+		if err := cfg.CheckExposure(*listenFlag); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
 	}
 	if *logFormat != "" {
 		cfg.Log.Format = *logFormat
