@@ -176,7 +176,8 @@ type Bucket struct {
 	// instead of object-read-only/object-read-write (bucket settings, not just objects).
 	// Default: `false`.
 	Admin bool `yaml:"admin"`
-	// Prefixes and Objects narrow minted credentials to key prefixes and exact keys.
+	// Prefixes and Objects confine the route to key prefixes and exact keys: signet refuses
+	// requests outside them, and minted credentials are narrowed the same way.
 	Prefixes []string `yaml:"prefixes"`
 	Objects  []string `yaml:"objects"`
 	// Actions narrow locally minted credentials (r2_temp_local) to these S3 actions.

@@ -170,10 +170,6 @@ func (c *Config) Validate() []*FieldError {
 		if b.Access != AccessReadWrite && b.Access != AccessReadOnly {
 			bad(fmt.Errorf("%q is not read-write or read-only", b.Access), at("access")...)
 		}
-		scoped := ok && a != nil && a.Credentials.BucketScoped()
-		if (len(b.Prefixes) > 0 || len(b.Objects) > 0) && !scoped {
-			bad(errors.New("prefixes and objects narrow minted credentials: the account needs r2_temp_api or r2_temp_local"), at()...)
-		}
 		if len(b.Actions) > 0 && (!ok || a == nil || a.Credentials.R2TempLocal == nil) {
 			bad(errors.New("actions narrow locally minted credentials: the account needs r2_temp_local"), at("actions")...)
 		}

@@ -193,6 +193,9 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 	if st.route.ReadOnly && !isRead(r.Method) {
 		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(req.bucket) + " is read-only in signet"}
 	}
+	if err := st.route.scope.check(r, req, "bucket "+quote(req.bucket)); err != nil {
+		return err
+	}
 	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
 		cs, err := h.copySource(t, st.route, req.bucket, src)
 		if err != nil {
@@ -284,6 +287,9 @@ func (h *Handler) copySource(t *Table, dst *Route, dstBucket, src string) (strin
 			"copy source bucket %q is in account %s jurisdiction %s but the destination is in account %s jurisdiction %s: "+
 				"an upstream cannot copy across accounts or jurisdictions; download and upload instead",
 			bucket, r.Upstream.Account, r.Upstream.Jurisdiction, dst.Upstream.Account, dst.Upstream.Jurisdiction)}
+	}
+	if !r.scope.allowsKey(copySourceKey(key)) {
+		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "the copy source key is outside the prefixes bucket " + quote(bucket) + " is limited to"}
 	}
 	srcBucket := r.UpstreamBucket(bucket)
 	if dst.Upstream.BucketScoped && srcBucket != dst.UpstreamBucket(dstBucket) {

@@ -43,6 +43,8 @@ type Route struct {
 	ReadOnly bool
 	// key is the credential this route needs, but for the bucket name (set per request).
 	key creds.Key
+	// scope confines the route's requests to its prefixes and objects.
+	scope scope
 }
 
 // IsGlob reports whether the route matches bucket names by pattern.
@@ -116,7 +118,9 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 				Prefixes:     joinSorted(b.Prefixes),
 				Objects:      joinSorted(b.Objects),
 				Actions:      joinSorted(b.Actions),
-			}}
+			},
+			scope: scope{prefixes: b.Prefixes, objects: b.Objects},
+		}
 		t.routes = append(t.routes, r)
 		if b.IsGlob() {
 			t.globs = append(t.globs, r)
