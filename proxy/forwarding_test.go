@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"github.com/signet-proxy/signet/proxy"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -105,5 +106,51 @@ func TestAbortedUploadLeavesNothing(t *testing.T) {
 	}
 	if b := get(t, e.direct(), "alpha", "existing"); string(b) != "the old version" {
 		t.Errorf("existing object became %d bytes", len(b))
+	}
+}
+
+// TestConcurrencyCap: beyond MaxConcurrent requests in flight, signet answers 503 SlowDown
+// at once instead of queueing.
+func TestConcurrencyCap(t *testing.T) {
+	arrived := make(chan struct{}, 2)
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(upstream.Close)
+	cfg := fmt.Sprintf(`
+accounts:
+  gw: {endpoint: %q, credentials: {access_key_id: a, secret_access_key: b}}
+%s`, upstream.URL, routesYAML)
+	h := newHandlerWith(t, cfg, func(o *proxy.Options) { o.MaxConcurrent = 2 })
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Get(srv.URL + "/alpha/slow")
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	<-arrived
+	<-arrived
+	resp, err := http.Get(srv.URL + "/alpha/third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := readError(t, resp); resp.StatusCode != http.StatusServiceUnavailable || e.Code != "SlowDown" {
+		t.Errorf("third request: %d %+v", resp.StatusCode, e)
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("a request within the cap got %d", code)
+		}
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/signer"
 )
@@ -34,6 +36,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics receives request metrics. nil: none.
 	Metrics *Metrics
+	// MaxConcurrent caps the requests served at once; beyond it clients get 503 SlowDown
+	// at once rather than queueing. 0: no cap.
+	MaxConcurrent int
 }
 
 // Handler is signet's S3 endpoint: an http.Handler that routes, re-signs and forwards.
@@ -43,6 +48,7 @@ type Handler struct {
 	rp     *httputil.ReverseProxy
 	signer *signer.Signer
 
+	sem      *semaphore.Weighted // nil: no cap
 	pool     bufferPool
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -62,6 +68,9 @@ func New(t *Table, opts Options) *Handler {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	h := &Handler{opts: opts, signer: signer.NewSigner(), idPrefix: strings.ToUpper(hex.EncodeToString(b[:]))}
+	if opts.MaxConcurrent > 0 {
+		h.sem = semaphore.NewWeighted(int64(opts.MaxConcurrent))
+	}
 	h.table.Store(t)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      h.rewrite,
@@ -148,6 +157,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Metrics.observe(r.Method, st, lw.statusOr200(), in, lw.n, d)
 	}()
 
+	if h.sem != nil {
+		if !h.sem.TryAcquire(1) {
+			st.err = &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)}
+			writeError(lw, r, st.err, st.id)
+			return
+		}
+		defer h.sem.Release(1)
+	}
 	t := h.acquireTable()
 	defer t.release()
 	if err := h.prepare(r, t, st); err != nil {

@@ -50,6 +50,12 @@ buckets:
 // newHandler builds a proxy.Handler from YAML through the real config loader.
 func newHandler(t *testing.T, yaml string) *proxy.Handler {
 	t.Helper()
+	return newHandlerWith(t, yaml)
+}
+
+// newHandlerWith is newHandler with handler options.
+func newHandlerWith(t *testing.T, yaml string, optFns ...func(*proxy.Options)) *proxy.Handler {
+	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,11 @@ func newHandler(t *testing.T, yaml string) *proxy.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { table.Close() })
-	return proxy.New(table, proxy.Options{Logger: slog.New(slog.NewTextHandler(secretScanner(t, cfg), nil))})
+	opts := proxy.Options{Logger: slog.New(slog.NewTextHandler(secretScanner(t, cfg), nil))}
+	for _, fn := range optFns {
+		fn(&opts)
+	}
+	return proxy.New(table, opts)
 }
 
 // secretScanner passes the log to the test's output and, when the test ends, fails it if

@@ -94,7 +94,7 @@ func (s *server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics})
+	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics, MaxConcurrent: s.cfg.MaxConcurrentRequests})
 	defer func() { s.handler.Table().Close() }()
 
 	ln, err := net.Listen("tcp", s.listenAddr())
