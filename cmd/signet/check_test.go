@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -65,5 +66,47 @@ buckets:
 	stdout.Reset()
 	if err := run(t.Context(), []string{"check", "--config", cfg}, &stdout, &stderr); err != nil {
 		t.Errorf("a passing config: %v\n%s", err, stdout.String())
+	}
+}
+
+func TestWarnReadableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "signet.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`accounts:
+  a: {endpoint: "http://h", credentials: {access_key_id: a, secret_access_key_file: %q}}
+  b: {endpoint: "http://h", credentials: {access_key_id: b, secret_access_key: inline-secret}}
+buckets: [{name: abc, account: a}]
+`, secret)), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	warnReadableSecrets(slog.New(slog.NewTextHandler(&buf, nil)), cfgPath, cfg)
+	out := buf.String()
+	for _, f := range []string{secret, cfgPath} {
+		if !strings.Contains(out, "file="+f) {
+			t.Errorf("no warning for %s:\n%s", f, out)
+		}
+	}
+	if strings.Contains(out, "s3cr3t") || strings.Contains(out, "inline-secret") {
+		t.Error("the warning printed a secret")
+	}
+	if err := os.Chmod(secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfgPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	warnReadableSecrets(slog.New(slog.NewTextHandler(&buf, nil)), cfgPath, cfg)
+	if buf.Len() > 0 {
+		t.Errorf("warnings for 0600 files: %s", buf.String())
 	}
 }

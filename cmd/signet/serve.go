@@ -58,6 +58,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warnReadableSecrets(logger, *configPath, cfg)
 	s := &server{path: *configPath, logger: logger, cfg: cfg, listenFlag: *listenFlag}
 	return s.run(ctx)
 }
@@ -230,5 +231,24 @@ func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	default:
 		return nil, fmt.Errorf("log format %q is not text or json", c.Format)
+	}
+}
+
+// warnReadableSecrets warns about secrets that other users of the machine can read: the
+// config file when it holds a secret itself, and every secret file it names.
+func warnReadableSecrets(logger *slog.Logger, path string, cfg *config.Config) {
+	files := cfg.SecretFiles()
+	if path != "" && cfg.HasInlineSecrets() {
+		files = append(files, path)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue // reported where the file is read
+		}
+		if perm := fi.Mode().Perm(); perm&0o044 != 0 {
+			logger.Warn("a file holding secrets is readable by other users; chmod 600 it",
+				slog.String("file", f), slog.String("mode", perm.String()))
+		}
 	}
 }
