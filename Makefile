@@ -7,6 +7,7 @@ VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)/versitygw
 MINIO     := $(TOOLS)/minio-latest/minio
 JOSE      := $(TOOLS)/node/node_modules/jose/package.json
+AWS_SDK_JS := $(TOOLS)/node/node_modules/@aws-sdk/s3-request-presigner/package.json
 DEMO      := $(CURDIR)/.demo
 FUZZTIME  ?= 30s
 
@@ -19,7 +20,7 @@ build:
 
 # Test servers and tools, installed once per version into the tools cache (about 8 minutes
 # cold, for versitygw and MinIO; later runs reuse them).
-tools: $(VERSITYGW) $(MINIO) $(JOSE)
+tools: $(VERSITYGW) $(MINIO) $(JOSE) $(AWS_SDK_JS)
 
 $(VERSITYGW):
 	GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
@@ -31,6 +32,11 @@ $(MINIO):
 # jose: the JWT library Cloudflare's own example uses, to verify locally minted credentials.
 $(JOSE):
 	npm install --prefix $(TOOLS)/node --no-audit --no-fund jose@6
+
+# The AWS SDK for JavaScript v3, a real client in the compat matrix (compat/clients_test.go
+# pins the same versions and installs them itself when they are missing).
+$(AWS_SDK_JS):
+	npm install --prefix $(TOOLS)/node --no-audit --no-fund @aws-sdk/client-s3@3.1175.0 @aws-sdk/lib-storage@3.1175.0 @aws-sdk/s3-request-presigner@3.1169.0
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
