@@ -2,87 +2,20 @@ package listen
 
 import (
 	"crypto/tls"
-	"encoding/pem"
-	"io"
-	"log"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/internal/testenv"
 )
-
-// pebble is an ACME CA (letsencrypt/pebble) running in the test process.
-type pebble struct {
-	directory string // ACME directory URL
-	caRoot    string // file with the PEM certificate of the directory's HTTPS server
-	rootPEM   []byte // the root that Pebble's certificates chain to
-}
-
-// startPebble runs Pebble until the test ends. Its validation authority connects to
-// httpPort for HTTP-01 and tlsPort for TLS-ALPN-01, on the address "localhost" resolves
-// to first; it really validates (PEBBLE_VA_ALWAYS_VALID is not set).
-func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
-	t.Helper()
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // else 5% of good nonces are rejected
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // else up to 5 s before each validation
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")      // every order is validated afresh
-	logger := log.New(testWriter(t), "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	w := wfe.New(logger, store, va.New(logger, httpPort, tlsPort, false, "", store), authority,
-		[]string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	srv := httptest.NewTLSServer(w.Handler())
-	t.Cleanup(srv.Close)
-
-	caRoot := filepath.Join(t.TempDir(), "pebble-wfe.pem")
-	wfePEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(caRoot, wfePEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	root := authority.GetRootCert(0)
-	return &pebble{
-		directory: srv.URL + "/dir",
-		caRoot:    caRoot,
-		rootPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.DER}),
-	}
-}
-
-// testWriter writes to t.Output() until the test ends, then discards: Pebble's
-// goroutines outlive the test and may still log.
-func testWriter(t *testing.T) io.Writer {
-	w := &stoppableWriter{w: t.Output()}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.w = io.Discard
-		w.mu.Unlock()
-	})
-	return w
-}
-
-type stoppableWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *stoppableWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
 
 // localhostIP is the address Pebble's validation authority connects to for "localhost":
 // the first the system resolver gives, as in va.resolveIP.
@@ -111,13 +44,13 @@ func TestACME(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			host := localhostIP(t)
 			httpPort, tlsPort := freePort(t, host), freePort(t, host)
-			ca := startPebble(t, httpPort, tlsPort)
+			ca := testenv.StartPebble(t, httpPort, tlsPort)
 			cfg := config.TLS{
 				Mode:                config.TLSACME,
 				Domains:             []string{"localhost"},
 				Email:               tc.email,
-				CA:                  ca.directory,
-				CARoot:              ca.caRoot,
+				CA:                  ca.Directory,
+				CARoot:              ca.CARoot,
 				HTTPChallengeListen: net.JoinHostPort(host, strconv.Itoa(httpPort)),
 				Storage:             t.TempDir(),
 			}
@@ -143,7 +76,7 @@ func TestACME(t *testing.T) {
 			}
 			hellos := make(chan *tls.ClientHelloInfo, 64)
 			addr = serveHTTPS(t, addr, tt.Config(), hellos)
-			roots := poolOf(t, ca.rootPEM)
+			roots := poolOf(t, ca.RootPEM)
 			leaf, err := getOK(t, addr, "localhost", roots)
 			if err != nil {
 				t.Fatal(err)
@@ -189,12 +122,12 @@ func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
 		// issuer in the process used and would use it here instead of prompting.
 		host := localhostIP(t)
 		httpPort := freePort(t, host)
-		ca := startPebble(t, httpPort, freePort(t, host))
+		ca := testenv.StartPebble(t, httpPort, freePort(t, host))
 		tt, err := NewTLS(t.Context(), config.TLS{
 			Mode:                config.TLSACME,
 			Domains:             []string{"localhost"},
-			CA:                  ca.directory,
-			CARoot:              ca.caRoot,
+			CA:                  ca.Directory,
+			CARoot:              ca.CARoot,
 			HTTPChallengeListen: net.JoinHostPort(host, strconv.Itoa(httpPort)),
 			Storage:             t.TempDir(),
 		}, testLogger(t))
@@ -202,7 +135,7 @@ func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tt.Close()
-		if _, err := getOK(t, serveHTTPS(t, net.JoinHostPort(host, "0"), tt.Config(), nil), "localhost", poolOf(t, ca.rootPEM)); err != nil {
+		if _, err := getOK(t, serveHTTPS(t, net.JoinHostPort(host, "0"), tt.Config(), nil), "localhost", poolOf(t, ca.RootPEM)); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -261,12 +194,12 @@ func TestACMEErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { busy.Close() })
-	ca := startPebble(t, freePort(t, host), freePort(t, host))
+	ca := testenv.StartPebble(t, freePort(t, host), freePort(t, host))
 	good := config.TLS{
 		Mode:                config.TLSACME,
 		Domains:             []string{"localhost"},
-		CA:                  ca.directory,
-		CARoot:              ca.caRoot,
+		CA:                  ca.Directory,
+		CARoot:              ca.CARoot,
 		HTTPChallengeListen: net.JoinHostPort(host, "0"),
 	}
 	tests := []struct {

@@ -124,6 +124,13 @@ type state struct {
 
 type stateKey struct{}
 
+func (st *state) bodyErr() error {
+	if st.body == nil {
+		return nil
+	}
+	return st.body.readErr()
+}
+
 func stateFrom(ctx context.Context) *state {
 	st, _ := ctx.Value(stateKey{}).(*state)
 	return st
@@ -150,7 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		var in int64
 		if st.body != nil {
-			in = st.body.n
+			in = st.body.n.Load()
 		}
 		d := time.Since(start)
 		h.logRequest(r, st, lw, in, d)
@@ -433,10 +440,10 @@ type peekedBody struct {
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
-	if st.body != nil && st.body.err != nil {
+	if bodyErr := st.bodyErr(); bodyErr != nil {
 		// The transport reports the failed body read as its own error.
 		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "IncompleteBody",
-			Message: "the request body ended before its Content-Length", Err: st.body.err}
+			Message: "the request body ended before its Content-Length", Err: bodyErr}
 	}
 	e := statusError(r, st, err)
 	if st != nil {
@@ -513,20 +520,30 @@ func (w *logWriter) statusOr200() int {
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // countingBody counts the request body bytes read and keeps the first read error, so that
-// a body the client broke off is not blamed on the upstream.
+// a body the client broke off is not blamed on the upstream. Both are atomic: the transport
+// may still read the body (to check for bytes beyond Content-Length) after ReverseProxy
+// has returned and the request is being logged.
 type countingBody struct {
 	io.ReadCloser
-	n   int64
-	err error
+	n   atomic.Int64
+	err atomic.Pointer[error]
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
+	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
 	}
 	return n, err
+}
+
+// readErr is the first error reading the body, other than io.EOF.
+func (b *countingBody) readErr() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // bufferPool lends ReverseProxy its copy buffers (caddy's streamingBufPool). Pooled

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/listen"
 	"github.com/signet-proxy/signet/proxy"
 )
 
@@ -98,7 +99,12 @@ func (s *server) run(ctx context.Context) error {
 	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics, MaxConcurrent: s.cfg.MaxConcurrentRequests})
 	defer func() { s.handler.Table().Close() }()
 
-	ln, err := net.Listen("tcp", s.listenAddr())
+	tlsc, err := listen.NewTLS(ctx, s.cfg.TLS, s.logger)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	defer tlsc.Close()
+	ln, err := listen.Listen(ctx, s.listenAddr(), tlsc.Config())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -128,7 +134,7 @@ func (s *server) run(ctx context.Context) error {
 		g.Go(func() error { return serveUntilShutdown(admin, aln, "admin") })
 		s.logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
 	}
-	s.logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.Bool("zero_config", s.cfg.ZeroConfig),
+	s.logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("tls", s.cfg.TLS.Mode), slog.Bool("zero_config", s.cfg.ZeroConfig),
 		slog.Int("routes", len(s.cfg.Buckets)), slog.String("version", buildVersion()))
 
 	if s.path != "" {
