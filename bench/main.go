@@ -30,8 +30,8 @@
 //   - versitygw: a real S3 server on the posix backend that verifies every signature
 //     ($SIGNET_VERSITYGW, else $SIGNET_TOOLS/versitygw-v1.8.0/versitygw, else
 //     <user cache dir>/signet-tools/versitygw-v1.8.0/versitygw; `make tools` installs it).
-//     Its figures include its disk and checksum work; -versitygw-large-size keeps its large
-//     transfers small when the disk is the bottleneck.
+//     Its figures include its disk and checksum work, which bound it near 150 MB/s here, so
+//     its large objects are at most 256 MiB unless -versitygw-large-size says otherwise.
 //
 // # Scenarios and figures
 //
@@ -52,7 +52,8 @@
 // # Profiling
 //
 // -signet-bin runs a prebuilt signet instead, e.g. a profiling variant built from a copy
-// of the tree. With SIGNET_BENCH_CPUPROFILE=DIR in the environment the bare hop and the
+// of the tree. -b-bin and -b-log-level add a fourth target, signet-b, measured in the same
+// rounds: a signet binary before and after a change, or with and without its request log. With SIGNET_BENCH_CPUPROFILE=DIR in the environment the bare hop and the
 // null upstream write DIR/<role>-<pid>.pprof.
 //
 // Every process and goroutine the harness starts is stopped before it exits, also on
@@ -113,14 +114,21 @@ type options struct {
 	scenarios    []string
 	maxRequests  int64
 	signetBin    string
+	signetLog    string
+	bBin         string // signet-b: another binary (default: signet's)
+	bLog         string // signet-b: another log level (default: signet's)
 	keep         bool
 	out          string
 	args         []string // as given, for the report
 }
 
+// defaultVGWLargeMax caps versitygw's large objects unless -versitygw-large-size says
+// otherwise.
+const defaultVGWLargeMax = 256 << 20
+
 var (
 	allUpstreams = []string{"null", "versitygw"}
-	allTargets   = []string{"direct", "barehop", "signet"}
+	allTargets   = []string{"direct", "barehop", "signet", "signet-b"}
 	allScenarios = []string{"small-get", "small-put", "large-put", "large-get"}
 )
 
@@ -134,13 +142,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each small-object measurement")
 	fs.Var((*byteSize)(&o.smallSize), "small-size", "small object size (4KiB, 64KiB, 4096, ...)")
 	fs.Var((*byteSize)(&o.largeSize), "large-size", "large object size")
-	fs.Var((*byteSize)(&o.vgwLargeSize), "versitygw-large-size", "large object size with versitygw (default: -large-size)")
+	fs.Var((*byteSize)(&o.vgwLargeSize), "versitygw-large-size", "large object size with versitygw (default: -large-size, at most 256 MiB)")
 	conc := fs.String("concurrency", "1,32", "concurrency levels of the small-object scenarios")
 	ups := fs.String("upstream", "both", "null, versitygw or both")
-	targets := fs.String("targets", strings.Join(allTargets, ","), "targets to measure")
+	targets := fs.String("targets", "direct,barehop,signet", "targets to measure: direct, barehop, signet, signet-b (added by -b-bin or -b-log-level)")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run")
 	fs.Int64Var(&o.maxRequests, "max-requests", 5_000_000, "bound on requests per measurement")
 	fs.StringVar(&o.signetBin, "signet-bin", "", "run this signet binary instead of building ./cmd/signet")
+	fs.StringVar(&o.signetLog, "signet-log-level", "info", "signet's log.level: info logs every request, as in production; warn measures signet without its request log")
+	fs.StringVar(&o.bBin, "b-bin", "", "adds target signet-b: this signet binary, measured interleaved with signet (A/B of a change)")
+	fs.StringVar(&o.bLog, "b-log-level", "", "adds target signet-b: signet with this log level (e.g. warn: the request log's cost)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs, versitygw data)")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	fs.Usage = func() {
@@ -170,7 +181,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	if o.vgwLargeSize == 0 {
-		o.vgwLargeSize = o.largeSize
+		// versitygw stores to disk and hashes every byte: about 150 MB/s here, so 1 GiB
+		// would add minutes and tell nothing a smaller object does not.
+		o.vgwLargeSize = min(o.largeSize, defaultVGWLargeMax)
 	}
 	var err error
 	if o.concurrency, err = parseInts(*conc); err != nil {
@@ -181,6 +194,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.upstreams, err = parseList(*ups, allUpstreams); err != nil {
 		return nil, fmt.Errorf("-upstream: %w", err)
+	}
+	if (o.bBin != "" || o.bLog != "") && !strings.Contains(*targets, "signet-b") {
+		*targets += ",signet-b"
+	}
+	if o.bLog == "" {
+		o.bLog = o.signetLog
 	}
 	if o.targets, err = parseList(*targets, allTargets); err != nil {
 		return nil, fmt.Errorf("-targets: %w", err)
@@ -199,6 +218,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-small-size %d: want 1 byte to 64 MiB", o.smallSize)
 	case o.largeSize <= 0 || o.vgwLargeSize <= 0 || max(o.largeSize, o.vgwLargeSize) > 64<<30:
 		return nil, errors.New("large sizes: want 1 byte to 64 GiB")
+	case !contains([]string{"debug", "info", "warn", "error"}, o.signetLog) || !contains([]string{"debug", "info", "warn", "error"}, o.bLog):
+		return nil, fmt.Errorf("log levels %q, %q: want debug, info, warn or error", o.signetLog, o.bLog)
 	case o.maxRequests < 1:
 		return nil, fmt.Errorf("-max-requests %d: want at least 1", o.maxRequests)
 	}

@@ -138,7 +138,14 @@ func writeReport(w io.Writer, m machine, o *options, results []*result) {
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| machine | %d CPUs (nproc), %s, %s memory, Linux %s |\n", m.cpus, m.model, m.memory, m.kernel)
 	fmt.Fprintf(w, "| Go | %s, GOMAXPROCS %d |\n", m.goVer, runtime.GOMAXPROCS(0))
-	fmt.Fprintf(w, "| signet | %s; request log on (text, to a file) |\n", m.signet)
+	fmt.Fprintf(w, "| signet | %s; %s |\n", m.signet, logNote(o.signetLog))
+	if contains(o.targets, "signet-b") {
+		bin := "the same binary"
+		if o.bBin != "" {
+			bin = "prebuilt " + o.bBin
+		}
+		fmt.Fprintf(w, "| signet B | %s; %s |\n", bin, logNote(o.bLog))
+	}
 	fmt.Fprintf(w, "| run | `go run ./bench%s`: %d round(s), target order rotated each round; small objects %v warm-up + %v measured per scenario and target; large objects one transfer per measurement after one small GET; a fresh proxy process per measurement |\n",
 		flagsLine(o), o.rounds, o.warmup, o.duration)
 	fmt.Fprintf(w, "\nCells are medians over rounds (± half the range over rounds for throughput); ratios are medians of per-round ratios. ")
@@ -147,6 +154,13 @@ func writeReport(w io.Writer, m machine, o *options, results []*result) {
 	for _, r := range results {
 		writeTable(w, r)
 	}
+}
+
+func logNote(level string) string {
+	if level == "info" || level == "debug" {
+		return "request log on (text, to a file)"
+	}
+	return "log level " + level + ": request log OFF"
 }
 
 // flagsLine is the command line's flags, as given, for the report.
@@ -167,8 +181,22 @@ func writeTable(w io.Writer, r *result) {
 		fmt.Fprintf(w, "versitygw on the posix backend, verifying every signature; its disk and checksum work are in every figure.\n\n")
 	}
 	has := func(t string) bool { return contains(r.targets, t) }
-	fmt.Fprintf(w, "| scenario | metric | direct | bare hop | signet | signet / bare hop | signet / direct | target |\n")
-	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|---|\n")
+	// Columns: every target measured, then the ratios that exist among them.
+	type ratioCol struct{ num, den string }
+	var ratios []ratioCol
+	for _, rc := range []ratioCol{{"signet", "barehop"}, {"signet", "direct"}, {"signet-b", "barehop"}, {"signet-b", "signet"}} {
+		if has(rc.num) && has(rc.den) {
+			ratios = append(ratios, rc)
+		}
+	}
+	fmt.Fprintf(w, "| scenario | metric |")
+	for _, t := range r.targets {
+		fmt.Fprintf(w, " %s |", targetName(t))
+	}
+	for _, rc := range ratios {
+		fmt.Fprintf(w, " %s / %s |", targetName(rc.num), targetName(rc.den))
+	}
+	fmt.Fprintf(w, " target |\n|---|---|%s%s---|\n", strings.Repeat("--:|", len(r.targets)), strings.Repeat("--:|", len(ratios)))
 	for _, sc := range r.scenarios {
 		ms := smallMetrics()
 		if sc.large {
@@ -186,7 +214,7 @@ func writeTable(w io.Writer, r *result) {
 				}
 			}
 			cell := func(t string) string {
-				if !has(t) || (mt.proxyOnly && t == "direct") {
+				if mt.proxyOnly && t == "direct" {
 					return "—"
 				}
 				v := median(vals[t])
@@ -196,29 +224,37 @@ func writeTable(w io.Writer, r *result) {
 				}
 				return c
 			}
-			ratio := func(other string) (float64, string) {
-				if !has("signet") || !has(other) || (mt.proxyOnly && other == "direct") {
-					return math.NaN(), "—"
+			// ratio is the median of the per-round ratios num/den.
+			ratio := func(num, den string) float64 {
+				if !has(num) || !has(den) || (mt.proxyOnly && den == "direct") {
+					return math.NaN()
 				}
 				var rs []float64
-				for i, v := range vals["signet"] {
-					rs = append(rs, v/vals[other][i])
+				for i, v := range vals[num] {
+					rs = append(rs, v/vals[den][i])
 				}
-				x := median(rs)
-				if math.IsNaN(x) || math.IsInf(x, 0) {
-					return math.NaN(), "—" // e.g. CPU below one 10 ms tick
+				if x := median(rs); !math.IsInf(x, 0) {
+					return x
 				}
-				return x, fmt.Sprintf("%.2f×", x)
+				return math.NaN() // e.g. CPU below one 10 ms tick
 			}
-			rb, rbText := ratio("barehop")
-			_, rdText := ratio("direct")
+			fmt.Fprintf(w, "| %s | %s |", name, mt.name)
+			for _, t := range r.targets {
+				fmt.Fprintf(w, " %s |", cell(t))
+			}
+			for _, rc := range ratios {
+				x := ratio(rc.num, rc.den)
+				if math.IsNaN(x) {
+					fmt.Fprintf(w, " — |")
+				} else {
+					fmt.Fprintf(w, " %.2f× |", x)
+				}
+			}
 			target := ""
 			if mt.check != nil && has("signet") {
-				d := math.NaN()
-				if has("direct") {
-					d = median(vals["direct"])
-				}
+				d := median(vals["direct"])
 				v := median(vals["signet"])
+				rb := ratio("signet", "barehop")
 				ok, text := mt.check(v, d, rb)
 				switch {
 				case math.IsNaN(v) || math.IsNaN(rb) && strings.Contains(text, "bare hop") || math.IsNaN(d) && strings.Contains(text, "direct"):
@@ -229,13 +265,11 @@ func writeTable(w io.Writer, r *result) {
 					target = "✗ " + text
 				}
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name, mt.name,
-				cell("direct"), cell("barehop"), cell("signet"), rbText, rdText, target)
+			fmt.Fprintf(w, " %s |\n", target)
 		}
 	}
 }
 
-// median ignores NaNs (values not measured); NaN when nothing was.
 func median(v []float64) float64 {
 	s := slices.DeleteFunc(slices.Clone(v), math.IsNaN)
 	if len(s) == 0 {

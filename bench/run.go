@@ -42,6 +42,7 @@ type upstream struct {
 	bucket     string
 	proc       *proc
 	signetConf string // signet's config file for this upstream
+	bConf      string // signet-b's
 	small      *content
 	smallBytes []byte
 	large      *content
@@ -240,8 +241,21 @@ func (e *env) startUpstream(ctx context.Context, kind string) (*upstream, error)
 		}
 	}
 	u.signetConf = filepath.Join(e.tmp, "signet-"+kind+".yaml")
+	u.bConf = filepath.Join(e.tmp, "signet-b-"+kind+".yaml")
+	for path, level := range map[string]string{u.signetConf: e.o.signetLog, u.bConf: e.o.bLog} {
+		if err := writeSignetConfig(path, level, u); err != nil {
+			_ = u.proc.stop(5 * time.Second)
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// writeSignetConfig writes a config routing the bench bucket to u.
+func writeSignetConfig(path, logLevel string, u *upstream) error {
 	conf := fmt.Sprintf(`# written by go run ./bench
-log: {format: text, level: info}
+log: {format: text, level: %s}
+admin_listen: 127.0.0.1:0   # on, as by default, but on a port of its own
 accounts:
   bench:
     endpoint: %s
@@ -249,12 +263,11 @@ accounts:
     credentials: {access_key_id: %s, secret_access_key: %s}
 buckets:
   - {name: %s, account: bench}
-`, u.endpoint, u.region, u.accessKey, u.secretKey, u.bucket)
-	if err := os.WriteFile(u.signetConf, []byte(conf), 0o600); err != nil {
-		_ = u.proc.stop(5 * time.Second)
-		return nil, fmt.Errorf("write signet config: %w", err)
+`, logLevel, u.endpoint, u.region, u.accessKey, u.secretKey, u.bucket)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("write signet config: %w", err)
 	}
-	return u, nil
+	return nil
 }
 
 // prepare uploads the GET scenarios' objects to versitygw (the null upstream makes them
@@ -303,8 +316,11 @@ func versityGWBinary() (string, error) {
 }
 
 func targetName(t string) string {
-	if t == "barehop" {
+	switch t {
+	case "barehop":
 		return "bare hop"
+	case "signet-b":
+		return "signet B"
 	}
 	return t
 }
@@ -323,7 +339,13 @@ func (e *env) startTarget(ctx context.Context, u *upstream, target string) (*pro
 		p, err = startProc("bare hop", logPath, e.self, roleArgs("barehop", "-upstream", u.endpoint,
 			"-region", u.region, "-access-key", u.accessKey, "-secret-key", u.secretKey)...)
 	case "signet":
-		p, err = startProc("signet", logPath, e.signetBin, "serve", "--config", u.signetConf, "--listen", "127.0.0.1:0")
+		return e.startSignet(ctx, target, logPath, e.signetBin, u.signetConf, e.o.signetLog)
+	case "signet-b":
+		bin := e.o.bBin
+		if bin == "" {
+			bin = e.signetBin
+		}
+		return e.startSignet(ctx, target, logPath, bin, u.bConf, e.o.bLog)
 	default:
 		return nil, "", fmt.Errorf("unknown target %q", target)
 	}
@@ -331,6 +353,35 @@ func (e *env) startTarget(ctx context.Context, u *upstream, target string) (*pro
 		return nil, "", err
 	}
 	addr, err := p.waitListening(ctx, 15*time.Second)
+	if err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, "", err
+	}
+	return p, "http://" + addr, nil
+}
+
+// startSignet runs `signet serve` and waits until it listens: it says where in its log at
+// level info; above info it logs nothing, so it gets a port chosen here and is polled.
+func (e *env) startSignet(ctx context.Context, name, logPath, bin, conf, level string) (*proc, string, error) {
+	listen := "127.0.0.1:0"
+	quiet := level != "info" && level != "debug"
+	if quiet {
+		var err error
+		if listen, err = freeAddr(); err != nil {
+			return nil, "", err
+		}
+	}
+	p, err := startProc(name, logPath, bin, "serve", "--config", conf, "--listen", listen)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := listen
+	if quiet {
+		// GET / is ListBuckets, which signet answers itself.
+		err = waitHealthy(ctx, p, "http://"+addr+"/", 15*time.Second)
+	} else {
+		addr, err = p.waitListening(ctx, 15*time.Second)
+	}
 	if err != nil {
 		_ = p.stop(5 * time.Second)
 		return nil, "", err
