@@ -470,3 +470,53 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Error("metrics carry a client-chosen bucket name or a secret")
 	}
 }
+
+// TestReloadKeepsCredentials: a reload that leaves an account unchanged keeps its
+// provider, so its buckets are not minted again; a changed account gets a new one.
+func TestReloadKeepsCredentials(t *testing.T) {
+	e := newR2Env(t, nil, apiCreds, r2Routes)
+	put(t, e.s3, "photos", "before", []byte("x"))
+	if n := len(e.cf.Issued()); n != 1 {
+		t.Fatalf("%d mints before the reload", n)
+	}
+	h := proxy.New(mustSetup(t, e.cfg, nil), proxy.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := newS3Client(srv.URL)
+	put(t, c, "photos", "first", []byte("x"))
+	minted := len(e.cf.Issued())
+
+	// Same accounts, one more route: the provider and its credential stay.
+	more := *e.cfg
+	more.Buckets = append(append([]*config.Bucket(nil), e.cfg.Buckets...), &config.Bucket{Name: "extra", Account: "r2", Jurisdiction: "default", Access: "read-write", UpstreamBucket: "other"})
+	old := h.Swap(mustSetup(t, &more, h.Table()))
+	old.Retire(h.Table())
+	put(t, c, "photos", "after", []byte("x"))
+	if n := len(e.cf.Issued()); n != minted {
+		t.Errorf("%d mints after a reload that kept the account, want %d", n, minted)
+	}
+
+	// A changed account (another TTL) starts afresh.
+	changed := *e.cfg
+	acct := *e.cfg.Accounts["r2"]
+	api := *acct.Credentials.R2TempAPI
+	api.TTL = config.Duration(30 * time.Minute)
+	acct.Credentials.R2TempAPI = &api
+	changed.Accounts = map[string]*config.Account{"r2": &acct}
+	old = h.Swap(mustSetup(t, &changed, h.Table()))
+	old.Retire(h.Table())
+	put(t, c, "photos", "changed", []byte("x"))
+	if n := len(e.cf.Issued()); n != minted+1 {
+		t.Errorf("%d mints after the account changed, want %d", n, minted+1)
+	}
+}
+
+func mustSetup(t *testing.T, cfg *config.Config, prev *proxy.Table) *proxy.Table {
+	t.Helper()
+	table, err := proxy.Setup(cfg, slog.New(slog.DiscardHandler), func(o *proxy.SetupOptions) { o.Previous = prev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { table.Close() })
+	return table
+}
