@@ -33,6 +33,27 @@ type Invalidator interface {
 	Invalidate(key Key)
 }
 
+// TTLMinter is a [Minter] that can also mint with a lifetime chosen per call, for
+// presigned URLs that must die with their credentials. [R2API] and [R2Local] implement it.
+type TTLMinter interface {
+	Minter
+	MintTTL(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error)
+}
+
+// MintTTL mints, uncached, a credential for key that lives ttl, when the Cache's minter
+// can (a [TTLMinter]); ok is false when it cannot.
+func (c *Cache) MintTTL(ctx context.Context, key Key, ttl time.Duration) (cr aws.Credentials, ok bool, err error) {
+	m, ok := c.minter.(TTLMinter)
+	if !ok {
+		return aws.Credentials{}, false, nil
+	}
+	cr, err = m.MintTTL(ctx, key, ttl)
+	if c.opts.OnMint != nil {
+		c.opts.OnMint(key, err, 0)
+	}
+	return cr, true, err
+}
+
 // ErrClosed is returned by [Cache.Retrieve] after [Cache.Close].
 var ErrClosed = errors.New("credentials cache closed")
 

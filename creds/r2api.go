@@ -219,14 +219,22 @@ func (e *APIError) Temporary() bool {
 // error (use [R2Local]). key.Jurisdiction and key.Host are not sent: the call has no
 // jurisdiction parameter.
 func (p *R2API) Mint(ctx context.Context, key Key) (aws.Credentials, error) {
-	cr, err := p.mint(ctx, key)
+	return p.MintTTL(ctx, key, p.opts.TTL)
+}
+
+// MintTTL is Mint with a lifetime of its own (whole seconds, at most [MaxR2TTL]).
+func (p *R2API) MintTTL(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error) {
+	if ttl < time.Second || ttl > MaxR2TTL {
+		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: ttl %s: must be between 1s and %s", key.Bucket, ttl, MaxR2TTL)
+	}
+	cr, err := p.mint(ctx, key, ttl)
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: %w", key.Bucket, err)
 	}
 	return cr, nil
 }
 
-func (p *R2API) mint(ctx context.Context, key Key) (aws.Credentials, error) {
+func (p *R2API) mint(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error) {
 	if key.Bucket == "" {
 		return aws.Credentials{}, errors.New("bucket is empty")
 	}
@@ -241,7 +249,7 @@ func (p *R2API) mint(ctx context.Context, key Key) (aws.Credentials, error) {
 		Bucket:            key.Bucket,
 		ParentAccessKeyID: p.parentKeyID,
 		Permission:        key.Permission,
-		TTLSeconds:        int64(p.opts.TTL / time.Second),
+		TTLSeconds:        int64(ttl / time.Second),
 		Prefixes:          splitList(key.Prefixes),
 		Objects:           splitList(key.Objects),
 	})
@@ -322,7 +330,7 @@ func (p *R2API) mint(ctx context.Context, key Key) (aws.Credentials, error) {
 		CanExpire:       true,
 		// The response carries no expiry: count from before the request, so the credential
 		// is never believed to live longer than it does.
-		Expires: start.Add(p.opts.TTL.Truncate(time.Second)),
+		Expires: start.Add(ttl.Truncate(time.Second)),
 	}, nil
 }
 

@@ -105,17 +105,25 @@ func (m *R2Local) LogValue() slog.Value {
 // The Access Key ID is the same for every credential while the secret changes: never let a
 // v4 signer's key cache see two of them (see the package documentation).
 func (m *R2Local) Mint(ctx context.Context, key Key) (aws.Credentials, error) {
+	return m.MintTTL(ctx, key, m.opts.TTL)
+}
+
+// MintTTL is Mint with a lifetime of its own (whole seconds, at most [MaxR2TTL]).
+func (m *R2Local) MintTTL(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error) {
+	if ttl < time.Second || ttl > MaxR2TTL {
+		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: ttl %s: must be between 1s and %s", key.Bucket, ttl, MaxR2TTL)
+	}
 	if err := ctx.Err(); err != nil {
 		return aws.Credentials{}, err
 	}
-	cr, err := m.mint(key)
+	cr, err := m.mint(key, ttl)
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: %w", key.Bucket, err)
 	}
 	return cr, nil
 }
 
-func (m *R2Local) mint(key Key) (aws.Credentials, error) {
+func (m *R2Local) mint(key Key, ttl time.Duration) (aws.Credentials, error) {
 	var errs []error
 	if key.Bucket == "" {
 		errs = append(errs, errors.New("bucket is empty"))
@@ -138,7 +146,7 @@ func (m *R2Local) mint(key Key) (aws.Credentials, error) {
 	}
 
 	iat := m.opts.Now().Truncate(time.Second)
-	exp := iat.Add(m.opts.TTL.Truncate(time.Second))
+	exp := iat.Add(ttl.Truncate(time.Second))
 	claims := jwt.MapClaims{
 		"bucket": key.Bucket,
 		"scope":  key.Permission,

@@ -15,8 +15,9 @@ import (
 const readyTimeout = 5 * time.Second
 
 // Admin returns the admin listener's handler: /healthz (the process is up), /readyz (every
-// exactly named route has valid credentials; the body says which have not) and /metrics
-// (Prometheus, from gatherer; nil leaves it out).
+// exactly named route has valid credentials; the body says which have not), /metrics
+// (Prometheus, from gatherer; nil leaves it out) and POST /_signet/presign (presigned URLs
+// on the upstream; see Presign). Keep it on loopback: it hands out access.
 func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -32,6 +33,7 @@ func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("POST /_signet/presign", h.servePresign)
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}

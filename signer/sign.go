@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,17 @@ func (s *Signer) Sign(ctx context.Context, req *http.Request, c aws.Credentials,
 		req.Header.Del("X-Amz-Security-Token")
 	}
 	return s.v4For(c).SignHTTP(ctx, c, req, payloadHash, "s3", region, now)
+}
+
+// Presign returns req's URL presigned for service s3 in region, valid for expires from
+// now (at most 7 days), with UNSIGNED-PAYLOAD: anyone holding the URL can make that one
+// request until it expires or the credentials do.
+func (s *Signer) Presign(ctx context.Context, req *http.Request, c aws.Credentials, region string, expires time.Duration, now time.Time) (string, error) {
+	q := req.URL.Query()
+	q.Set("X-Amz-Expires", strconv.Itoa(int(expires/time.Second)))
+	req.URL.RawQuery = q.Encode()
+	u, _, err := s.v4For(c).PresignHTTP(ctx, c, req, UnsignedPayload, "s3", region, now)
+	return u, err
 }
 
 // authHeaders are the request headers that carry a client's own authentication.
