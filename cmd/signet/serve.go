@@ -108,14 +108,7 @@ func (s *server) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
-		// No WriteTimeout or ReadTimeout: they would cut large downloads and uploads.
-	}
+	srv := newServer(s.handler, s.logger)
 	srv.RegisterOnShutdown(func() { // runs once the listener is closed
 		s.logger.Info("stopped accepting connections; draining requests in flight")
 	})
@@ -256,5 +249,18 @@ func warnReadableSecrets(logger *slog.Logger, path string, cfg *config.Config) {
 			logger.Warn("a file holding secrets is readable by other users; chmod 600 it",
 				slog.String("file", f), slog.String("mode", perm.String()))
 		}
+	}
+}
+
+// newServer is the S3 listener's server: bounded header reading (a slow header trickle is
+// cut after ReadHeaderTimeout), bounded header size, idle connections closed. It sets no
+// WriteTimeout or ReadTimeout: they would cut large downloads and uploads.
+func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 }
