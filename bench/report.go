@@ -180,6 +180,23 @@ func writeTable(w io.Writer, r *result) {
 	} else {
 		fmt.Fprintf(w, "versitygw on the posix backend, verifying every signature; its disk and checksum work are in every figure.\n\n")
 	}
+	// What other processes took: on average over the section, and at most in a single
+	// measurement long enough for 10 ms ticks to mean something.
+	var other, elapsed time.Duration
+	peak := 0.0
+	for _, byTarget := range r.samples {
+		for _, ss := range byTarget {
+			for _, s := range ss {
+				other += s.otherCPU
+				elapsed += s.elapsed
+				if s.elapsed >= 500*time.Millisecond {
+					peak = max(peak, s.otherCores())
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, "Other processes on this machine kept %.2f cores busy on average (at most %.2f in one measurement) of the %d during these measurements; above a few tenths, the run competed with them.\n\n",
+		other.Seconds()/elapsed.Seconds(), peak, runtime.NumCPU())
 	has := func(t string) bool { return contains(r.targets, t) }
 	// Columns: every target measured, then the ratios that exist among them.
 	type ratioCol struct{ num, den string }

@@ -400,7 +400,11 @@ type sample struct {
 	proxyCPU time.Duration
 	proxyRSS int64
 	upCPU    time.Duration
+	otherCPU time.Duration // used by processes outside this run, on the same CPUs
 }
+
+// otherCores is how many cores other processes kept busy during the measurement.
+func (s sample) otherCores() float64 { return s.otherCPU.Seconds() / s.elapsed.Seconds() }
 
 func (s sample) reqPerSec() float64 { return float64(s.requests) / s.elapsed.Seconds() }
 func (s sample) mbPerSec() float64  { return float64(s.bytes) / 1e6 / s.elapsed.Seconds() }
@@ -415,14 +419,14 @@ func (s sample) summary(sc scenario) string {
 		if s.proxy {
 			fmt.Fprintf(&b, "  cpu %.2f s/GB  rss %.1f MiB", s.proxyCPU.Seconds()/(float64(s.bytes)/1e9), mib(s.proxyRSS))
 		}
-		fmt.Fprintf(&b, "  upstream cpu %.2f s/GB", s.upCPU.Seconds()/(float64(s.bytes)/1e9))
+		fmt.Fprintf(&b, "  upstream cpu %.2f s/GB  others %.2f cores", s.upCPU.Seconds()/(float64(s.bytes)/1e9), s.otherCores())
 		return b.String()
 	}
 	fmt.Fprintf(&b, "%8.0f req/s  p50 %.3f ms  p99 %.3f ms", s.reqPerSec(), ms(s.p50), ms(s.p99))
 	if s.proxy {
 		fmt.Fprintf(&b, "  cpu %.1f µs/req  rss %.1f MiB", us(s.proxyCPU)/float64(s.requests), mib(s.proxyRSS))
 	}
-	fmt.Fprintf(&b, "  upstream cpu %.1f µs/req", us(s.upCPU)/float64(s.requests))
+	fmt.Fprintf(&b, "  upstream cpu %.1f µs/req  others %.2f cores", us(s.upCPU)/float64(s.requests), s.otherCores())
 	return b.String()
 }
 
@@ -467,12 +471,19 @@ func (e *env) measure(ctx context.Context, u *upstream, sc scenario, target stri
 	return s, err
 }
 
-// cpuPair reads the proxy's (when there is one) and the upstream's CPU time.
-type cpuPair struct{ proxy, up time.Duration }
+// cpuPair reads the proxy's (when there is one), the upstream's, the harness's own and the
+// whole machine's CPU time, so that what other processes took meanwhile can be reported.
+type cpuPair struct{ proxy, up, self, machine time.Duration }
 
 func readCPU(px *proc, u *upstream) (cpuPair, error) {
 	var c cpuPair
 	var err error
+	if c.machine, err = machineBusy(); err != nil {
+		return c, err
+	}
+	if c.self, err = cpuTimeOf(os.Getpid()); err != nil {
+		return c, err
+	}
 	if px != nil {
 		if c.proxy, err = px.cpuTime(); err != nil {
 			return c, fmt.Errorf("%s: %w", px.name, err)
@@ -491,6 +502,11 @@ func finishSample(s *sample, px *proc, u *upstream, before cpuPair) error {
 		return err
 	}
 	s.upCPU = after.up - before.up
+	ours := s.upCPU + after.self - before.self
+	if px != nil {
+		ours += after.proxy - before.proxy
+	}
+	s.otherCPU = max(0, after.machine-before.machine-ours)
 	if px != nil {
 		s.proxy = true
 		s.proxyCPU = after.proxy - before.proxy
