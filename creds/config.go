@@ -31,7 +31,7 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 		return f, nil
 	case config.SourceR2TempAPI:
 		api := c.R2TempAPI
-		token, err := valueOrFile(api.APIToken.Value(), api.APITokenFile)
+		token, err := ValueOrFile(api.APIToken.Value(), api.APITokenFile)
 		if err != nil {
 			return nil, wrap("api token", err)
 		}
@@ -42,7 +42,7 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 		}
 	case config.SourceR2TempLocal:
 		l := c.R2TempLocal
-		secret, err := valueOrFile(l.ParentSecretAccessKey.Value(), l.ParentSecretAccessKeyFile)
+		secret, err := ValueOrFile(l.ParentSecretAccessKey.Value(), l.ParentSecretAccessKeyFile)
 		if err != nil {
 			return nil, wrap("parent secret access key", err)
 		}
@@ -52,11 +52,11 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 			return nil, wrap("r2_temp_local", err)
 		}
 	default:
-		id, err := valueOrFile(c.AccessKeyID, c.AccessKeyIDFile)
+		id, err := ValueOrFile(c.AccessKeyID, c.AccessKeyIDFile)
 		if err != nil {
 			return nil, wrap("access key id", err)
 		}
-		secret, err := valueOrFile(c.SecretAccessKey.Value(), c.SecretAccessKeyFile)
+		secret, err := ValueOrFile(c.SecretAccessKey.Value(), c.SecretAccessKeyFile)
 		if err != nil {
 			return nil, wrap("secret access key", err)
 		}
@@ -74,9 +74,9 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 	return cache, nil
 }
 
-// valueOrFile returns v, or the trimmed contents of file when v is empty. A secret file
+// ValueOrFile returns v, or the trimmed contents of file when v is empty. A secret file
 // usually ends in a newline that is not part of the secret.
-func valueOrFile(v, file string) (string, error) {
+func ValueOrFile(v, file string) (string, error) {
 	if v != "" || file == "" {
 		return v, nil
 	}

@@ -118,8 +118,12 @@ type state struct {
 	chunked     *signer.ChunkedOptions
 	payloadHash string
 	body        *countingBody
-	retried     bool // sent again after the upstream refused the credentials
-	err         *s3Error
+	// client and verified are the app identity that signed the request, when clients
+	// are configured.
+	client   *client
+	verified *signer.Verified
+	retried  bool // sent again after the upstream refused the credentials
+	err      *s3Error
 }
 
 type stateKey struct{}
@@ -183,7 +187,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.listBuckets(lw, r, t, st)
 		return
 	}
+	if v := st.verified; v != nil && v.BodyCheck != nil && st.body != nil {
+		r.Body = decodedBody{v.BodyCheck(st.body), st.body}
+	}
 	if st.chunked != nil {
+		if v := st.verified; v != nil && v.ChunkVerifier != nil {
+			v.ChunkVerifier(st.chunked)
+		}
 		if err := decodeChunked(r, st); err != nil {
 			st.err = err
 			writeError(lw, r, err, st.id)
@@ -200,6 +210,17 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 		return err
 	}
 	st.req = req
+	if t.clients != nil {
+		// Authenticate before anything else is revealed, even whether a bucket is routed.
+		if st.client, st.verified, err = t.clients.authenticate(r); err != nil {
+			return err
+		}
+		if req.bucket != "" {
+			if err := st.client.authorize(r, req); err != nil {
+				return err
+			}
+		}
+	}
 	if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
 		return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
 	}
@@ -476,6 +497,9 @@ func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64
 	}
 	if st.retried {
 		attrs = append(attrs, slog.Bool("retried_with_new_credentials", true))
+	}
+	if st.client != nil {
+		attrs = append(attrs, slog.String("client", st.client.name))
 	}
 	if st.err != nil {
 		attrs = append(attrs, slog.String("error", st.err.code), slog.String("message", st.err.msg))

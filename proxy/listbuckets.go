@@ -65,7 +65,9 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	}
 	names := make([]string, 0, len(created))
 	for n := range created {
-		names = append(names, n)
+		if st.client == nil || st.client.mayUse(n) {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	res := listBucketsResult{Xmlns: "http://s3.amazonaws.com/doc/2006-03-01/"}

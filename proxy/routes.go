@@ -83,7 +83,9 @@ type Table struct {
 	// providers and accounts, by account name, let a reload keep unchanged providers.
 	providers map[string]creds.Provider
 	accounts  map[string]*config.Account
-	life      lifecycle
+	// clients, when set, must sign every request.
+	clients *clients
+	life    lifecycle
 }
 
 // NewTable builds the route table of cfg, signing each account with providers[account].

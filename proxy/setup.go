@@ -72,6 +72,10 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 		closeCreated()
 		return nil, err
 	}
+	if t.clients, err = newClients(cfg.Clients); err != nil {
+		closeCreated()
+		return nil, err
+	}
 	t.accounts = cfg.Accounts
 	return t, nil
 }
