@@ -23,4 +23,13 @@
 // Transfer-Encoding, and does not set X-Amz-Content-Sha256 itself. Content-Length is signed
 // only when positive. Go canonicalises incoming header names, so x-amz-meta-* names are
 // lowercased again before forwarding: some servers store the case they receive.
+//
+// # Verifying client signatures
+//
+// [Verifier] checks the signatures of signet's own client identities by recomputing them
+// with the SDK's signer over a fresh request that holds only what the client signed (the
+// path re-encoded with EscapePath, the query without X-Amz-Signature, the signed headers
+// under lowercase keys, so that even headers the SDK never signs are covered). It runs on
+// the untouched inbound request, before Strip and before the body is read; the body's own
+// proofs (a hex payload hash, chunk and trailer signatures) are checked as it streams.
 package signer
