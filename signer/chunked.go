@@ -85,9 +85,9 @@ type BodyError struct {
 
 func (e *BodyError) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("aws-chunked body: %s (%s): %v", e.Message, e.Code, e.Err)
+		return fmt.Sprintf("request body: %s (%s): %v", e.Message, e.Code, e.Err)
 	}
-	return fmt.Sprintf("aws-chunked body: %s (%s)", e.Message, e.Code)
+	return fmt.Sprintf("request body: %s (%s)", e.Message, e.Code)
 }
 
 func (e *BodyError) Unwrap() error { return e.Err }
