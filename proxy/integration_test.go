@@ -78,9 +78,9 @@ func secretScanner(t *testing.T, cfg *config.Config) io.Writer {
 	t.Helper()
 	var mu sync.Mutex
 	var buf bytes.Buffer
-	forbidden := []string{"Signature=", "Credential=", "X-Amz-Security-Token", "dummy/"}
-	for _, a := range cfg.Accounts {
-		if s := a.Credentials.SecretAccessKey.Value(); len(s) >= 8 { // placeholders like "b" match anything
+	forbidden := append(logLeaks(), "dummy/")
+	for _, s := range configSecrets(cfg) {
+		if len(s) >= 8 { // placeholders like "b" match anything
 			forbidden = append(forbidden, s)
 		}
 	}
@@ -554,4 +554,30 @@ func readError(t *testing.T, resp *http.Response) s3ErrorBody {
 		t.Errorf("no RequestId in %q", b)
 	}
 	return e
+}
+
+// logLeaks are strings that only a leaked credential puts in a log: SigV4 parts, session
+// token headers, JWTs (MinIO's and R2's session tokens are JWTs; R2's locally minted tokens
+// are base64 of "jwt/...", which starts "and0L").
+func logLeaks() []string {
+	return []string{"Signature=", "Credential=", "X-Amz-Security-Token", "eyJ", "and0L"}
+}
+
+// configSecrets lists every secret value a config holds.
+func configSecrets(cfg *config.Config) []string {
+	var out []string
+	for _, a := range cfg.Accounts {
+		c := a.Credentials
+		out = append(out, c.SecretAccessKey.Value())
+		if c.R2TempAPI != nil {
+			out = append(out, c.R2TempAPI.APIToken.Value())
+		}
+		if c.R2TempLocal != nil {
+			out = append(out, c.R2TempLocal.ParentSecretAccessKey.Value())
+		}
+	}
+	for _, cl := range cfg.Clients {
+		out = append(out, cl.SecretAccessKey.Value())
+	}
+	return out
 }

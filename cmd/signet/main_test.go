@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/internal/testenv"
 )
 
@@ -65,7 +66,8 @@ func startSignet(t *testing.T, args ...string) *proc {
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{}), lines: make(chan string, 100000)}
 	addrc := make(chan [2]string, 1)
-	logs := t.Output()
+	var logBuf lockedLog
+	logs := io.MultiWriter(t.Output(), &logBuf)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -95,6 +97,7 @@ func startSignet(t *testing.T, args ...string) *proc {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
+		checkLogForSecrets(t, logBuf.String(), args)
 	})
 	select {
 	case a := <-addrc:
@@ -320,5 +323,54 @@ func TestRun(t *testing.T) {
 				t.Errorf("output %q lacks %q", all, tt.out)
 			}
 		})
+	}
+}
+
+// lockedLog collects a process's log for the secret scan.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// checkLogForSecrets fails the test if signet's log holds a secret of its config (found
+// through --config in args), a signature, a credential scope or a session token.
+func checkLogForSecrets(t *testing.T, log string, args []string) {
+	t.Helper()
+	forbidden := []string{"Signature=", "Credential=", "X-Amz-Security-Token", "eyJ", "and0L"}
+	for i, a := range args {
+		if a != "--config" || i+1 >= len(args) {
+			continue
+		}
+		cfg, err := config.Load(args[i+1])
+		if err != nil {
+			continue // a config made to fail
+		}
+		for _, acct := range cfg.Accounts {
+			if s := acct.Credentials.SecretAccessKey.Value(); len(s) >= 8 {
+				forbidden = append(forbidden, s)
+			}
+		}
+		for _, cl := range cfg.Clients {
+			if s := cl.SecretAccessKey.Value(); len(s) >= 8 {
+				forbidden = append(forbidden, s)
+			}
+		}
+	}
+	for _, f := range forbidden {
+		if strings.Contains(log, f) {
+			t.Errorf("signet's log contains %q", f)
+		}
 	}
 }
