@@ -5,7 +5,8 @@ CACHE     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 TOOLS     ?= $(CACHE)/signet-tools
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)/versitygw
-MINIO     := $(TOOLS)/minio-latest/minio
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO     := $(TOOLS)/minio-$(MINIO_VERSION)/minio
 JOSE      := $(TOOLS)/node/node_modules/jose/package.json
 AWS_SDK_JS := $(TOOLS)/node/node_modules/@aws-sdk/s3-request-presigner/package.json
 DEMO      := $(CURDIR)/.demo
@@ -27,7 +28,7 @@ $(VERSITYGW):
 
 # MinIO (AGPL) runs as a separate test server for session-token tests; it is never imported.
 $(MINIO):
-	GOBIN=$(dir $@) $(GO) install github.com/minio/minio@latest
+	GOBIN=$(dir $@) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
 # jose: the JWT library Cloudflare's own example uses, to verify locally minted credentials.
 $(JOSE):

@@ -35,8 +35,12 @@ import (
 // MinIOInstall is the command that installs the MinIO server where [MinIOBinary] looks
 // (the tools dir is $SIGNET_TOOLS, else os.UserCacheDir()/signet-tools: $XDG_CACHE_HOME,
 // else $HOME/.cache, on Linux).
-const MinIOInstall = "GOBIN=${SIGNET_TOOLS:-$HOME/.cache/signet-tools}/minio-latest go install github.com/minio/minio@latest" +
+const MinIOInstall = "GOBIN=${SIGNET_TOOLS:-$HOME/.cache/signet-tools}/minio-" + MinIOVersion + " go install github.com/minio/minio@" + MinIOVersion +
 	" (or set SIGNET_MINIO to a minio server binary)"
+
+// MinIOVersion is the MinIO server the tests run: a pseudo-version, since MinIO tags no Go
+// module releases.
+const MinIOVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 // MinIORegion is the region MinIO signs for by default.
 const MinIORegion = "us-east-1"
@@ -54,7 +58,7 @@ type MinIO struct {
 	client *http.Client
 }
 
-// MinIOBinary finds the MinIO server: $SIGNET_MINIO, else [ToolsDir]/minio-latest/minio,
+// MinIOBinary finds the MinIO server: $SIGNET_MINIO, else [ToolsDir]/minio-<MinIOVersion>/minio,
 // else `minio` on PATH.
 func MinIOBinary() (string, error) {
 	if p := os.Getenv("SIGNET_MINIO"); p != "" {
@@ -65,7 +69,7 @@ func MinIOBinary() (string, error) {
 	}
 	var cached string
 	if dir, err := ToolsDir(); err == nil {
-		cached = filepath.Join(dir, "minio-latest", "minio")
+		cached = filepath.Join(dir, "minio-"+MinIOVersion, "minio")
 		if _, err := os.Stat(cached); err == nil {
 			return cached, nil
 		}
