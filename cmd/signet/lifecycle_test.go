@@ -221,3 +221,25 @@ buckets:
 		t.Errorf("healthz: %d", code)
 	}
 }
+
+// TestListenerFailureExitsNonZero: a port already taken is a clear error, not a hang.
+func TestListenerFailureExitsNonZero(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct{ name, yaml string }{
+		{"s3 listener", fmt.Sprintf("listen: %s\nadmin_listen: 127.0.0.1:0\n", taken.Addr())},
+		{"admin listener", fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: %s\n", taken.Addr())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := writeConfig(t, tc.yaml+"accounts: {a: {endpoint: \"http://127.0.0.1:1\", credentials: {access_key_id: a, secret_access_key: b}}}\nbuckets: [{name: alpha, account: a}]\n")
+			var stderr strings.Builder
+			err := run(t.Context(), []string{"serve", "--config", cfg}, io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "address already in use") {
+				t.Errorf("err = %v", err)
+			}
+		})
+	}
+}
