@@ -3,16 +3,8 @@ package config
 // HasInlineSecrets reports whether the config file itself holds a secret value (rather
 // than a reference to a file), so that the file deserves the care of a key file.
 func (c *Config) HasInlineSecrets() bool {
-	for _, a := range c.Accounts {
-		cr := a.Credentials
-		if cr.SecretAccessKey != "" ||
-			cr.R2TempAPI != nil && cr.R2TempAPI.APIToken != "" ||
-			cr.R2TempLocal != nil && cr.R2TempLocal.ParentSecretAccessKey != "" {
-			return true
-		}
-	}
-	for _, cl := range c.Clients {
-		if cl.SecretAccessKey != "" {
+	for _, s := range c.Secrets() {
+		if s != "" {
 			return true
 		}
 	}
@@ -42,4 +34,24 @@ func (c *Config) SecretFiles() []string {
 		add(cl.SecretAccessKeyFile)
 	}
 	return files
+}
+
+// Secrets lists every secret value the config holds (not those it reads from files), for
+// checks that they never reach a log.
+func (c *Config) Secrets() []string {
+	var out []string
+	for _, a := range c.Accounts {
+		cr := a.Credentials
+		out = append(out, cr.SecretAccessKey.Value())
+		if cr.R2TempAPI != nil {
+			out = append(out, cr.R2TempAPI.APIToken.Value())
+		}
+		if cr.R2TempLocal != nil {
+			out = append(out, cr.R2TempLocal.ParentSecretAccessKey.Value())
+		}
+	}
+	for _, cl := range c.Clients {
+		out = append(out, cl.SecretAccessKey.Value())
+	}
+	return out
 }

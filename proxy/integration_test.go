@@ -79,7 +79,7 @@ func secretScanner(t *testing.T, cfg *config.Config) io.Writer {
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	forbidden := append(logLeaks(), "dummy/")
-	for _, s := range configSecrets(cfg) {
+	for _, s := range cfg.Secrets() {
 		if len(s) >= 8 { // placeholders like "b" match anything
 			forbidden = append(forbidden, s)
 		}
@@ -561,23 +561,4 @@ func readError(t *testing.T, resp *http.Response) s3ErrorBody {
 // are base64 of "jwt/...", which starts "and0L").
 func logLeaks() []string {
 	return []string{"Signature=", "Credential=", "X-Amz-Security-Token", "eyJ", "and0L"}
-}
-
-// configSecrets lists every secret value a config holds.
-func configSecrets(cfg *config.Config) []string {
-	var out []string
-	for _, a := range cfg.Accounts {
-		c := a.Credentials
-		out = append(out, c.SecretAccessKey.Value())
-		if c.R2TempAPI != nil {
-			out = append(out, c.R2TempAPI.APIToken.Value())
-		}
-		if c.R2TempLocal != nil {
-			out = append(out, c.R2TempLocal.ParentSecretAccessKey.Value())
-		}
-	}
-	for _, cl := range cfg.Clients {
-		out = append(out, cl.SecretAccessKey.Value())
-	}
-	return out
 }

@@ -357,13 +357,8 @@ func checkLogForSecrets(t *testing.T, log string, args []string) {
 		if err != nil {
 			continue // a config made to fail
 		}
-		for _, acct := range cfg.Accounts {
-			if s := acct.Credentials.SecretAccessKey.Value(); len(s) >= 8 {
-				forbidden = append(forbidden, s)
-			}
-		}
-		for _, cl := range cfg.Clients {
-			if s := cl.SecretAccessKey.Value(); len(s) >= 8 {
+		for _, s := range cfg.Secrets() {
+			if len(s) >= 8 { // placeholders like "b" match anything
 				forbidden = append(forbidden, s)
 			}
 		}
