@@ -47,7 +47,9 @@
 // On a 2-core machine whose timing varies 20–50 % between runs, only ratios within one run
 // mean anything. Each round measures every scenario on every target back to back, rotating
 // the targets' order from round to round; a cell is the median over rounds, a ratio the
-// median of the per-round ratios.
+// median of the per-round ratios. The report also says how much CPU other processes took
+// meanwhile (/proc/stat less the run's own processes): a run that shared the machine with
+// a test suite shows it.
 //
 // # Profiling
 //
