@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,7 +66,8 @@ func New(t *Table, opts Options) *Handler {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	h := &Handler{opts: opts, signer: signer.NewSigner(), idPrefix: strings.ToUpper(hex.EncodeToString(b[:]))}
+	h := &Handler{opts: opts, signer: signer.NewSigner(), idPrefix: strings.ToUpper(hex.EncodeToString(b[:])),
+		pool: bufferPool{free: make(chan []byte, 64)}}
 	if opts.MaxConcurrent > 0 {
 		h.sem = semaphore.NewWeighted(int64(opts.MaxConcurrent))
 	}
@@ -141,7 +141,13 @@ func stateFrom(ctx context.Context) *state {
 }
 
 func (h *Handler) newID() string {
-	return h.idPrefix + fmt.Sprintf("%08X", uint32(h.idSeq.Add(1)))
+	const hexDigits = "0123456789ABCDEF"
+	var b [16]byte
+	copy(b[:8], h.idPrefix)
+	for i, n := 15, uint32(h.idSeq.Add(1)); i >= 8; i, n = i-1, n>>4 {
+		b[i] = hexDigits[n&15]
+	}
+	return string(b[:])
 }
 
 // ServeHTTP implements http.Handler.
@@ -221,7 +227,9 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 			}
 		}
 	}
-	if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
+	if r.URL.RawQuery == "" {
+		// Nothing to check, and rewrite keeps the empty query.
+	} else if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
 		return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
 	}
 	if req.bucket == "" {
@@ -362,9 +370,13 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = p, signer.EscapePath(p)
 	out.Host = ""
 
-	q := out.URL.Query()
-	signer.Strip(out.Header, q)
-	out.URL.RawQuery = q.Encode()
+	if out.URL.RawQuery == "" {
+		signer.Strip(out.Header, nil)
+	} else {
+		q := out.URL.Query()
+		signer.Strip(out.Header, q)
+		out.URL.RawQuery = q.Encode()
+	}
 	delete(out.Header, "Content-Length") // sent from out.ContentLength
 	if st.copySource != "" {
 		out.Header.Set("X-Amz-Copy-Source", st.copySource)
@@ -570,18 +582,25 @@ func (b *countingBody) readErr() error {
 	return nil
 }
 
-// bufferPool lends ReverseProxy its copy buffers (caddy's streamingBufPool). Pooled
-// *[]byte, so that Put does not allocate.
-type bufferPool struct{ p sync.Pool }
+// bufferPool lends ReverseProxy its response copy buffers (caddy's streamingBufPool): a
+// bounded free list, which unlike a sync.Pool of slices allocates nothing on Put.
+type bufferPool struct{ free chan []byte }
 
 // copyBufferSize: larger than io.Copy's 32 KiB, which measurably slows large GETs.
 const copyBufferSize = 128 << 10
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	select {
+	case buf := <-b.free:
+		return buf
+	default:
+		return make([]byte, copyBufferSize)
 	}
-	return make([]byte, copyBufferSize)
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	select {
+	case b.free <- buf:
+	default: // enough kept; let this one go
+	}
+}
