@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -241,5 +242,31 @@ func TestListenerFailureExitsNonZero(t *testing.T) {
 				t.Errorf("err = %v", err)
 			}
 		})
+	}
+}
+
+// TestServeUnixSocket: listen: unix:///path serves S3 on a socket that only its owner and
+// group can open.
+func TestServeUnixSocket(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "via socket") }))
+	t.Cleanup(up.Close)
+	sock := filepath.Join(t.TempDir(), "signet.sock")
+	cfg := writeConfig(t, fmt.Sprintf(`admin_listen: "off"
+accounts: {a: {endpoint: %q, credentials: {access_key_id: a, secret_access_key: b}}}
+buckets: [{name: alpha, account: a}]
+`, up.URL))
+	p := startSignet(t, "--config", cfg, "--listen", "unix://"+sock)
+	if p.addr != sock {
+		t.Errorf("listening on %q, want %q", p.addr, sock)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode %v, %v", fi.Mode(), err)
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	if code, body := do(t, client, "GET", "http://localhost/alpha/k", nil); code != 200 || body != "via socket" {
+		t.Errorf("%d %q", code, body)
 	}
 }
