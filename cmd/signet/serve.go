@@ -55,7 +55,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *logFormat != "" {
 		cfg.Log.Format = *logFormat
 	}
-	logger, err := newLogger(stderr, cfg.Log)
+	lw := newLogWriter(stderr)
+	defer lw.Close()
+	logger, err := newLogger(lw, cfg.Log)
 	if err != nil {
 		return err
 	}
