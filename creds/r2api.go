@@ -23,6 +23,14 @@ import (
 // minting (the API's ttlSeconds maximum, 604800).
 const MaxR2TTL = 7 * 24 * time.Hour
 
+// checkTTL accepts what R2 does: whole seconds from 1s to MaxR2TTL.
+func checkTTL(ttl time.Duration) error {
+	if ttl < time.Second || ttl > MaxR2TTL {
+		return fmt.Errorf("ttl %s: must be between 1s and %s", ttl, MaxR2TTL)
+	}
+	return nil
+}
+
 // DefaultCloudflareAPI is the Cloudflare v4 API base URL.
 const DefaultCloudflareAPI = "https://api.cloudflare.com/client/v4"
 
@@ -86,8 +94,8 @@ func NewR2API(accountID, apiToken, parentAccessKeyID string, optFns ...func(*R2A
 	if parentAccessKeyID == "" {
 		errs = append(errs, errors.New("parent access key id is empty"))
 	}
-	if o.TTL < time.Second || o.TTL > MaxR2TTL {
-		errs = append(errs, fmt.Errorf("ttl %s: must be between 1s and %s", o.TTL, MaxR2TTL))
+	if err := checkTTL(o.TTL); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", o.Timeout))
@@ -224,8 +232,8 @@ func (p *R2API) Mint(ctx context.Context, key Key) (aws.Credentials, error) {
 
 // MintTTL is Mint with a lifetime of its own (whole seconds, at most [MaxR2TTL]).
 func (p *R2API) MintTTL(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error) {
-	if ttl < time.Second || ttl > MaxR2TTL {
-		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: ttl %s: must be between 1s and %s", key.Bucket, ttl, MaxR2TTL)
+	if err := checkTTL(ttl); err != nil {
+		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: %w", key.Bucket, err)
 	}
 	cr, err := p.mint(ctx, key, ttl)
 	if err != nil {

@@ -62,8 +62,8 @@ func NewR2Local(accountID, parentAccessKeyID, parentSecretAccessKey string, optF
 	if parentSecretAccessKey == "" {
 		errs = append(errs, errors.New("parent secret access key is empty"))
 	}
-	if o.TTL < time.Second || o.TTL > MaxR2TTL {
-		errs = append(errs, fmt.Errorf("ttl %s: must be between 1s and %s", o.TTL, MaxR2TTL))
+	if err := checkTTL(o.TTL); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("r2 local minter: %w", err)
@@ -110,8 +110,8 @@ func (m *R2Local) Mint(ctx context.Context, key Key) (aws.Credentials, error) {
 
 // MintTTL is Mint with a lifetime of its own (whole seconds, at most [MaxR2TTL]).
 func (m *R2Local) MintTTL(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error) {
-	if ttl < time.Second || ttl > MaxR2TTL {
-		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: ttl %s: must be between 1s and %s", key.Bucket, ttl, MaxR2TTL)
+	if err := checkTTL(ttl); err != nil {
+		return aws.Credentials{}, fmt.Errorf("mint r2 credentials for %s: %w", key.Bucket, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return aws.Credentials{}, err
