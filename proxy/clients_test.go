@@ -18,6 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -242,5 +243,34 @@ func TestClientIdentitiesAWSCLI(t *testing.T) {
 	}
 	if out, err := aws("batch-local", "not-the-secret", "s3", "ls", "s3://logs-1/"); err == nil || !strings.Contains(out, "SignatureDoesNotMatch") {
 		t.Errorf("wrong secret: %v %s", err, out)
+	}
+}
+
+// TestClientWithPrefixesDeletes: a prefix-scoped client's DeleteObjects, whose body signet
+// reads to check the keys, still verifies against the client's signed payload hash.
+func TestClientWithPrefixesDeletes(t *testing.T) {
+	e := newEnv(t, "")
+	e.mkBuckets(t, "photos")
+	h := newHandler(t, fmt.Sprintf(`
+clients:
+  - {name: batch, access_key_id: batch-local, secret_access_key: batch-local-secret, buckets: [photos], prefixes: [incoming/]}
+accounts:
+  gw: {endpoint: %s, credentials: {access_key_id: %s, secret_access_key: %s}}
+buckets:
+  - {name: photos, account: gw}
+`, e.gw.Endpoint, e.gw.AccessKey, e.gw.SecretKey))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := clientS3(srv.URL, "batch-local", "batch-local-secret")
+	put(t, c, "photos", "incoming/a", []byte("a"))
+	out, err := c.DeleteObjects(t.Context(), &s3.DeleteObjectsInput{Bucket: aws.String("photos"),
+		Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("incoming/a")}}}})
+	if err != nil || len(out.Deleted) != 1 {
+		t.Fatalf("delete inside the prefix: %v %v", out, err)
+	}
+	_, err = c.DeleteObjects(t.Context(), &s3.DeleteObjectsInput{Bucket: aws.String("photos"),
+		Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("elsewhere/b")}}}})
+	if apiCode(err) != "AccessDenied" {
+		t.Errorf("delete outside the prefix: %v", err)
 	}
 }

@@ -194,7 +194,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v := st.verified; v != nil && v.BodyCheck != nil && st.body != nil {
-		r.Body = decodedBody{v.BodyCheck(st.body), st.body}
+		// r.Body, not st.body: a scope check may have read a DeleteObjects body and put
+		// it back.
+		r.Body = decodedBody{v.BodyCheck(r.Body), r.Body}
 	}
 	if st.chunked != nil {
 		if v := st.verified; v != nil && v.ChunkVerifier != nil {
@@ -290,7 +292,7 @@ func (h *Handler) prepareBody(r *http.Request, st *state) *s3Error {
 // its decoded length. The decoder holds back the payload's last byte until the framing,
 // trailer and checksum are verified, so a bad body never completes an upload upstream.
 func decodeChunked(r *http.Request, st *state) *s3Error {
-	dec := signer.NewChunkedReader(st.body, *st.chunked)
+	dec := signer.NewChunkedReader(r.Body, *st.chunked)
 	signer.StripChunkedHeaders(r.Header)
 	r.TransferEncoding = nil
 	r.ContentLength = st.chunked.DecodedLength
@@ -306,7 +308,7 @@ func decodeChunked(r *http.Request, st *state) *s3Error {
 		r.Body = http.NoBody
 		return nil
 	}
-	r.Body = decodedBody{dec, st.body}
+	r.Body = decodedBody{dec, r.Body}
 	return nil
 }
 
