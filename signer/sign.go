@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,8 +20,10 @@ const UnsignedPayload = "UNSIGNED-PAYLOAD"
 // Signer signs requests for the S3 service. It is safe for concurrent use and holds no
 // credentials of its own beyond the v4 signers it keeps per credential set.
 type Signer struct {
-	mu      sync.Mutex
-	signers map[credKey]*v4.Signer
+	// signers maps credKey to *v4.Signer: read on every request, written once per new
+	// credential set, so a sync.Map spares the hot path a shared lock.
+	signers sync.Map
+	n       atomic.Int64
 }
 
 // credKey identifies a credential set: everything that changes the derived signing key or
@@ -32,21 +35,22 @@ type credKey struct{ id, secret, token string }
 const maxSigners = 256
 
 // NewSigner returns a Signer.
-func NewSigner() *Signer { return &Signer{signers: make(map[credKey]*v4.Signer)} }
+func NewSigner() *Signer { return &Signer{} }
 
 func (s *Signer) v4For(c aws.Credentials) *v4.Signer {
 	k := credKey{c.AccessKeyID, c.SecretAccessKey, c.SessionToken}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.signers[k]; ok {
-		return v
+	if v, ok := s.signers.Load(k); ok {
+		return v.(*v4.Signer)
 	}
-	if len(s.signers) >= maxSigners {
-		clear(s.signers)
+	if s.n.Load() >= maxSigners {
+		s.signers.Clear()
+		s.n.Store(0)
 	}
-	v := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-	s.signers[k] = v
-	return v
+	v, loaded := s.signers.LoadOrStore(k, v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }))
+	if !loaded {
+		s.n.Add(1)
+	}
+	return v.(*v4.Signer)
 }
 
 // Sign signs req in place for service s3 in region at now, declaring payloadHash
