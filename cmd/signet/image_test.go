@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/signet-proxy/signet/config"
@@ -110,5 +113,32 @@ buckets: [{name: alpha, account: a}]
 	}
 	if err := run(t.Context(), []string{"healthcheck", "--addr", "127.0.0.1:1"}, &out, &out); err == nil {
 		t.Error("healthcheck of nothing succeeded")
+	}
+}
+
+// TestDockerfileLint runs BuildKit's own Dockerfile parser and build checks (what `docker
+// build --check` applies) over the Dockerfile: no warning may remain.
+func TestDockerfileLint(t *testing.T) {
+	f, err := os.Open("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	for _, w := range res.Warnings {
+		t.Errorf("parser warning: %s", w.Short)
+	}
+	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []parser.Range) {
+		t.Errorf("Dockerfile:%v: %s: %s", loc, rule, msg)
+	}})
+	stages, _, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		t.Fatalf("instructions: %v", err)
+	}
+	if len(stages) != 2 {
+		t.Errorf("%d stages", len(stages))
 	}
 }
