@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/signet-proxy/signet/proxy"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestClientDisconnectCancelsUpstream: a client that goes away mid-request cancels the
@@ -151,6 +153,41 @@ accounts:
 	for range 2 {
 		if code := <-done; code != http.StatusOK {
 			t.Errorf("a request within the cap got %d", code)
+		}
+	}
+}
+
+// TestExpectDroppedForR2: R2 never sends 100 Continue, so signet does not forward Expect
+// to R2 accounts (the body would wait a second each time); other upstreams get it.
+func TestExpectDroppedForR2(t *testing.T) {
+	expects := make(chan string, 2)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		expects <- r.Header.Get("Expect")
+		io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(upstream.Close)
+	h := newHandler(t, fmt.Sprintf(`
+accounts:
+  r2: {r2_account_id: 0123456789abcdef0123456789abcdef, endpoint: %[1]q, credentials: {access_key_id: a, secret_access_key: b}}
+  s3: {endpoint: %[1]q, credentials: {access_key_id: a, secret_access_key: b}}
+buckets:
+  - {name: on-r2, account: r2}
+  - {name: on-s3, account: s3}
+`, upstream.URL))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct{ bucket, want string }{{"on-r2", ""}, {"on-s3", "100-continue"}} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+"/"+tc.bucket+"/k", strings.NewReader("body"))
+		req.Header.Set("Expect", "100-continue")
+		tr := &http.Transport{ExpectContinueTimeout: time.Minute}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if got := <-expects; got != tc.want {
+			t.Errorf("%s: upstream got Expect %q, want %q", tc.bucket, got, tc.want)
 		}
 	}
 }

@@ -380,6 +380,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		out.URL.RawQuery = q.Encode()
 	}
 	delete(out.Header, "Content-Length") // sent from out.ContentLength
+	if up.DropExpect {
+		delete(out.Header, "Expect")
+	}
 	if st.copySource != "" {
 		out.Header.Set("X-Amz-Copy-Source", st.copySource)
 	}

@@ -28,6 +28,10 @@ type Upstream struct {
 	// BucketScoped: the credentials cover one bucket each (R2 temporary credentials), so
 	// no copy between two buckets can be signed.
 	BucketScoped bool
+	// DropExpect removes Expect: 100-continue from forwarded requests. R2 never answers
+	// 100 Continue, so the transport would hold every such upload's body back for
+	// ExpectContinueTimeout first.
+	DropExpect bool
 	// ChunkedPassthrough forwards STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies framed, for
 	// upstreams that accept them, instead of decoding them.
 	ChunkedPassthrough bool
@@ -138,6 +142,7 @@ func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider)
 	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p,
 		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough,
 		BucketScoped:       a.Credentials.BucketScoped(),
+		DropExpect:         a.IsR2(),
 		Source:             a.Credentials.Source()}
 	endpoint := a.Endpoint
 	if a.IsR2() {
