@@ -191,3 +191,30 @@ buckets:
 		}
 	}
 }
+
+// TestHTTP2ToTLSUpstreams: the default transport speaks HTTP/2 to TLS upstreams.
+func TestHTTP2ToTLSUpstreams(t *testing.T) {
+	protos := make(chan string, 1)
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.Proto
+	}))
+	upstream.EnableHTTP2 = true
+	upstream.StartTLS()
+	t.Cleanup(upstream.Close)
+	tr := proxy.NewTransport()
+	tr.TLSClientConfig = upstream.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	h := newHandlerWith(t, fmt.Sprintf(`
+accounts:
+  gw: {endpoint: %q, credentials: {access_key_id: a, secret_access_key: b}}
+%s`, upstream.URL, routesYAML), func(o *proxy.Options) { o.Transport = tr })
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/alpha/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if p := <-protos; p != "HTTP/2.0" {
+		t.Errorf("upstream saw %s", p)
+	}
+}

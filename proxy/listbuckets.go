@@ -41,7 +41,8 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	created := map[string]string{}
 	if t.listUpstream {
 		for _, up := range t.upstreams {
-			if !t.hasGlobFor(up) {
+			if !t.hasGlobFor(up) || up.BucketScoped {
+				// Per-bucket credentials cannot list an account's buckets.
 				continue
 			}
 			got, err := h.upstreamBuckets(r.Context(), up)
