@@ -187,11 +187,12 @@ func (s *server) reload() {
 		})
 		if err == nil {
 			if restartOnly(s.cfg, next) {
-				s.logger.Warn("config reload: listen, admin_listen, tls and shutdown_timeout take effect only after a restart; the routes and accounts were applied")
+				s.logger.Warn("config reload: listen, admin_listen, tls, shutdown_timeout, max_concurrent_requests and log take effect only after a restart; the routes, accounts and clients were applied")
 			}
 			old := s.handler.Swap(table)
 			old.Retire(table)
 			next.Listen, next.AdminListen, next.TLS, next.ShutdownTimeout, next.Log = s.cfg.Listen, s.cfg.AdminListen, s.cfg.TLS, s.cfg.ShutdownTimeout, s.cfg.Log
+			next.MaxConcurrentRequests = s.cfg.MaxConcurrentRequests
 			s.cfg = next
 			s.metrics.Reloaded(nil)
 			s.logger.Info("config reloaded", slog.String("config", s.path), slog.Int("routes", len(next.Buckets)))
@@ -205,7 +206,8 @@ func (s *server) reload() {
 // restartOnly reports whether next changes settings a running server cannot take on.
 func restartOnly(cur, next *config.Config) bool {
 	return cur.Listen != next.Listen || cur.AdminListen != next.AdminListen ||
-		!reflect.DeepEqual(cur.TLS, next.TLS) || cur.ShutdownTimeout != next.ShutdownTimeout
+		!reflect.DeepEqual(cur.TLS, next.TLS) || cur.ShutdownTimeout != next.ShutdownTimeout ||
+		cur.MaxConcurrentRequests != next.MaxConcurrentRequests || cur.Log != next.Log
 }
 
 func loadConfig(path string) (*config.Config, error) {
