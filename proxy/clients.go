@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"path"
 
 	"github.com/signet-proxy/signet/config"
@@ -78,12 +79,12 @@ func (c *client) mayUse(bucket string) bool {
 }
 
 // authorize refuses what c may not do with r on bucket.
-func (c *client) authorize(r *http.Request, req s3Request) *s3Error {
+func (c *client) authorize(r *http.Request, req s3Request, q url.Values) *s3Error {
 	if !c.mayUse(req.bucket) {
 		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "client " + quote(c.name) + " may not use bucket " + quote(req.bucket)}
 	}
 	if c.readOnly && !isRead(r.Method) {
 		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "client " + quote(c.name) + " is read-only"}
 	}
-	return c.scope.check(r, req, "client "+quote(c.name))
+	return c.scope.check(r, req, q, "client "+quote(c.name))
 }

@@ -112,7 +112,8 @@ type state struct {
 	req        s3Request
 	route      *Route
 	upBucket   string
-	copySource string // rewritten x-amz-copy-source, when the request has one
+	copySource string     // rewritten x-amz-copy-source, when the request has one
+	query      url.Values // the parsed query; nil when empty
 	// chunked is set for aws-chunked bodies that signet decodes; payloadHash is what the
 	// upstream request is signed with.
 	chunked     *signer.ChunkedOptions
@@ -223,16 +224,20 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 		if st.client, st.verified, err = t.clients.authenticate(r); err != nil {
 			return err
 		}
-		if req.bucket != "" {
-			if err := st.client.authorize(r, req); err != nil {
-				return err
-			}
-		}
 	}
-	if r.URL.RawQuery == "" {
-		// Nothing to check, and rewrite keeps the empty query.
-	} else if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
-		return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
+	if r.URL.RawQuery != "" {
+		// Parsed once, here: Go's URL.Query drops what it cannot parse, which would
+		// forward a request other than the one the client sent.
+		q, qerr := url.ParseQuery(r.URL.RawQuery)
+		if qerr != nil {
+			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
+		}
+		st.query = q
+	}
+	if st.client != nil && req.bucket != "" {
+		if err := st.client.authorize(r, req, st.query); err != nil {
+			return err
+		}
 	}
 	if req.bucket == "" {
 		if r.Method != http.MethodGet {
@@ -248,7 +253,7 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 	if st.route.ReadOnly && !isRead(r.Method) {
 		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(req.bucket) + " is read-only in signet"}
 	}
-	if err := st.route.scope.check(r, req, "bucket "+quote(req.bucket)); err != nil {
+	if err := st.route.scope.check(r, req, st.query, "bucket "+quote(req.bucket)); err != nil {
 		return err
 	}
 	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
@@ -372,12 +377,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = p, signer.EscapePath(p)
 	out.Host = ""
 
-	if out.URL.RawQuery == "" {
-		signer.Strip(out.Header, nil)
-	} else {
-		q := out.URL.Query()
-		signer.Strip(out.Header, q)
-		out.URL.RawQuery = q.Encode()
+	// st.query is this request's own: Strip may change it, and nothing reads it after.
+	signer.Strip(out.Header, st.query)
+	if st.query != nil {
+		out.URL.RawQuery = st.query.Encode()
 	}
 	delete(out.Header, "Content-Length") // sent from out.ContentLength
 	if up.DropExpect {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,7 +55,7 @@ var presignActions = map[string]string{
 // account's credentials, until the sooner of expires and their expiry. The route's access
 // and prefixes cap what can be presigned.
 func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignResponse, *s3Error) {
-	method := strings.ToUpper(cmpOr(pr.Method, http.MethodGet))
+	method := strings.ToUpper(cmp.Or(pr.Method, http.MethodGet))
 	if _, ok := presignActions[method]; !ok {
 		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "method must be GET, HEAD, PUT or DELETE"}
 	}
@@ -126,13 +127,6 @@ func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignRespon
 		return PresignResponse{}, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: "presign: " + err.Error()}
 	}
 	return PresignResponse{URL: u, Method: method, ExpiresAt: now.Add(expires).UTC().Truncate(time.Second)}, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // servePresign is POST /_signet/presign: JSON in, JSON out; errors as S3 XML.

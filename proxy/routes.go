@@ -49,10 +49,11 @@ type Route struct {
 	key creds.Key
 	// scope confines the route's requests to its prefixes and objects.
 	scope scope
+	glob  bool
 }
 
 // IsGlob reports whether the route matches bucket names by pattern.
-func (r *Route) IsGlob() bool { return strings.ContainsAny(r.Pattern, "*?[") }
+func (r *Route) IsGlob() bool { return r.glob }
 
 // UpstreamBucket is the name of bucket (a name this route matched) upstream.
 func (r *Route) UpstreamBucket(bucket string) string {
@@ -126,9 +127,10 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 				Actions:      joinSorted(b.Actions),
 			},
 			scope: scope{prefixes: b.Prefixes, objects: b.Objects},
+			glob:  b.IsGlob(),
 		}
 		t.routes = append(t.routes, r)
-		if b.IsGlob() {
+		if r.glob {
 			t.globs = append(t.globs, r)
 			t.listUpstream = true
 		} else {

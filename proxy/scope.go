@@ -43,7 +43,7 @@ const maxDeleteBody = 2 << 20
 // check refuses r if it reaches outside the scope: an object outside it, a listing whose
 // prefix is not inside it, a DeleteObjects naming a key outside it, or a bucket-level
 // change. what names whose scope it is, for the message.
-func (s scope) check(r *http.Request, req s3Request, what string) *s3Error {
+func (s scope) check(r *http.Request, req s3Request, q url.Values, what string) *s3Error {
 	if s.unrestricted() {
 		return nil
 	}
@@ -56,7 +56,6 @@ func (s scope) check(r *http.Request, req s3Request, what string) *s3Error {
 		}
 		return nil
 	}
-	q := r.URL.Query()
 	switch {
 	case r.Method == http.MethodHead, r.Method == http.MethodGet && q.Has("location"):
 		return nil // HeadBucket, GetBucketLocation: no keys revealed
