@@ -452,7 +452,7 @@ func TestR2APIRequestBody(t *testing.T) {
 	if len(got) != 1 || fmt.Sprintf("%+v", got[0]) != fmt.Sprintf("%+v", want) {
 		t.Errorf("request = %+v, want %+v", got, want)
 	}
-	if d := cr.Expires.Sub(time.Now()); d > 90*time.Second || d < 80*time.Second {
+	if d := time.Until(cr.Expires); d > 90*time.Second || d < 80*time.Second {
 		t.Errorf("expires in %s, want 90s (whole seconds asked)", d)
 	}
 }
