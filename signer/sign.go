@@ -20,38 +20,45 @@ const UnsignedPayload = "UNSIGNED-PAYLOAD"
 // Signer signs requests for the S3 service. It is safe for concurrent use and holds no
 // credentials of its own beyond the v4 signers it keeps per credential set.
 type Signer struct {
-	// signers maps credKey to *v4.Signer: read on every request, written once per new
-	// credential set, so a sync.Map spares the hot path a shared lock.
-	signers sync.Map
-	n       atomic.Int64
+	signers v4Cache
+}
+
+// v4Cache keeps one v4.Signer per credential set: the SDK caches derived keys by access key
+// id and day, never by secret, so a signer shared across secrets would sign with a stale key
+// (see the package doc), while a signer per request would derive the key every time.
+type v4Cache struct {
+	// m maps credKey to *v4.Signer: read on every request, written once per new credential
+	// set, so a sync.Map spares the hot path a shared lock.
+	m sync.Map
+	n atomic.Int64
 }
 
 // credKey identifies a credential set: everything that changes the derived signing key or
 // what is sent.
 type credKey struct{ id, secret, token string }
 
-// maxSigners bounds the v4 signer cache. Credential sets come and go as they are refreshed;
-// when the bound is reached the cache starts again, which costs one key derivation each.
+// maxSigners bounds a v4Cache. Credential sets come and go as they are refreshed; when the
+// bound is reached the cache starts again, which costs one key derivation each.
 const maxSigners = 256
 
-// NewSigner returns a Signer.
-func NewSigner() *Signer { return &Signer{} }
-
-func (s *Signer) v4For(c aws.Credentials) *v4.Signer {
-	k := credKey{c.AccessKeyID, c.SecretAccessKey, c.SessionToken}
-	if v, ok := s.signers.Load(k); ok {
+func (c *v4Cache) get(cr aws.Credentials) *v4.Signer {
+	k := credKey{cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken}
+	if v, ok := c.m.Load(k); ok {
 		return v.(*v4.Signer)
 	}
-	if s.n.Load() >= maxSigners {
-		s.signers.Clear()
-		s.n.Store(0)
+	if c.n.Load() >= maxSigners {
+		c.m.Clear()
+		c.n.Store(0)
 	}
-	v, loaded := s.signers.LoadOrStore(k, v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }))
+	v, loaded := c.m.LoadOrStore(k, v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }))
 	if !loaded {
-		s.n.Add(1)
+		c.n.Add(1)
 	}
 	return v.(*v4.Signer)
 }
+
+// NewSigner returns a Signer.
+func NewSigner() *Signer { return &Signer{} }
 
 // Sign signs req in place for service s3 in region at now, declaring payloadHash
 // (UnsignedPayload, or a STREAMING-* value for a body forwarded framed) as
@@ -62,7 +69,7 @@ func (s *Signer) Sign(ctx context.Context, req *http.Request, c aws.Credentials,
 	if c.SessionToken == "" {
 		req.Header.Del("X-Amz-Security-Token")
 	}
-	return s.v4For(c).SignHTTP(ctx, c, req, payloadHash, "s3", region, now)
+	return s.signers.get(c).SignHTTP(ctx, c, req, payloadHash, "s3", region, now)
 }
 
 // Presign returns req's URL presigned for service s3 in region, valid for expires from
@@ -72,7 +79,7 @@ func (s *Signer) Presign(ctx context.Context, req *http.Request, c aws.Credentia
 	q := req.URL.Query()
 	q.Set("X-Amz-Expires", strconv.Itoa(int(expires/time.Second)))
 	req.URL.RawQuery = q.Encode()
-	u, _, err := s.v4For(c).PresignHTTP(ctx, c, req, UnsignedPayload, "s3", region, now)
+	u, _, err := s.signers.get(c).PresignHTTP(ctx, c, req, UnsignedPayload, "s3", region, now)
 	return u, err
 }
 

@@ -21,9 +21,10 @@ import (
 )
 
 // Verifier checks SigV4 signatures made with keys looked up by access key id: signet's own
-// client identities, which apps use in their normal S3 SDKs. It is safe for concurrent use
-// and keeps no secrets: each verification asks the secrets function again, so a changed
-// secret takes effect on the next request.
+// client identities, which apps use in their normal S3 SDKs. It is safe for concurrent use.
+// Each verification asks the secrets function again, so a changed secret takes effect on the
+// next request; the v4 signers it keeps per key id and secret only spare it deriving the
+// signing key on every request.
 //
 // The canonical request is never written here: the expected signature comes from
 // aws-sdk-go-v2's v4 signer, run over a fresh request holding only what the client signed.
@@ -31,6 +32,7 @@ type Verifier struct {
 	secrets func(accessKeyID string) (secret string, ok bool)
 	now     func() time.Time
 	maxSkew time.Duration
+	signers v4Cache // keyed by secret too, so a changed secret gets a new signer
 }
 
 // VerifierOptions are the optional settings of a Verifier.
@@ -177,7 +179,7 @@ func (v *Verifier) Verify(r *http.Request) (*Verified, error) {
 	if err := checkUnsignedAmzHeaders(r.Header, a); err != nil {
 		return nil, err
 	}
-	want, err := expectedSignature(r, a, secret)
+	want, err := expectedSignature(r, a, v.signers.get(aws.Credentials{AccessKeyID: a.accessKeyID, SecretAccessKey: secret}), secret)
 	if err != nil {
 		return nil, err
 	}
@@ -504,7 +506,7 @@ func checkUnsignedAmzHeaders(h http.Header, a *sigV4Auth) error {
 // expectedSignature computes the signature r should carry with aws-sdk-go-v2's signer, over a
 // fresh request that holds exactly what the client signed: method, the canonical path, the
 // query but X-Amz-Signature, host and the signed headers.
-func expectedSignature(r *http.Request, a *sigV4Auth, secret string) (string, error) {
+func expectedSignature(r *http.Request, a *sigV4Auth, sdk *v4.Signer, secret string) (string, error) {
 	// The canonical URI is rebuilt from the decoded path with AWS's rule, as S3 servers do
 	// and as the proxy forwards it (see EscapePath).
 	path := r.URL.Path
@@ -575,9 +577,6 @@ func expectedSignature(r *http.Request, a *sigV4Auth, secret string) (string, er
 		fresh.Header[name] = vals
 	}
 
-	// A new v4.Signer each time: the SDK caches derived keys by access key id and day, never
-	// by secret, so a shared one would go on using a replaced secret's key.
-	sdk := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 	creds := aws.Credentials{AccessKeyID: a.accessKeyID, SecretAccessKey: secret}
 	if a.presigned {
 		signed, _, err := sdk.PresignHTTP(r.Context(), creds, fresh, a.payloadHash, serviceS3, a.region, a.date,
