@@ -1,8 +1,6 @@
 package creds
 
 import (
-	"github.com/signet-proxy/signet/config"
-
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/signet-proxy/signet/config"
 )
 
 // R2LocalOptions tunes an [R2Local]. Zero values take the defaults.

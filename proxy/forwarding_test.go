@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"github.com/signet-proxy/signet/proxy"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signet-proxy/signet/proxy"
 )
 
 // TestClientDisconnectCancelsUpstream: a client that goes away mid-request cancels the

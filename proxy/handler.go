@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/signet-proxy/signet/creds"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/signer"
 )
 
