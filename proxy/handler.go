@@ -157,6 +157,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{id: h.newID()}
 	lw := &logWriter{ResponseWriter: w}
 	lw.Header().Set("X-Signet-Request-Id", st.id)
+	// Work on a copy: the server judges the connection by its own request's Body. Given a
+	// wrapped body, it would read a refused upload after the handler returns, answering an
+	// Expect: 100-continue with 100 Continue and waiting for the body instead of answering
+	// at once (net/http finishRequest, "discard").
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if r.Body != nil && r.Body != http.NoBody {
 		st.body = &countingBody{ReadCloser: r.Body}
 		r.Body = st.body
@@ -209,11 +214,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.rp.ServeHTTP(lw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	h.rp.ServeHTTP(lw, r)
 }
 
 // prepare parses and routes r, filling st, or says why signet refuses it.
 func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
+	if !s3Method(r.Method) {
+		return &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "signet forwards only GET, HEAD, PUT, POST, DELETE and OPTIONS"}
+	}
 	req, err := parseRequest(r, t.suffixes)
 	if err != nil {
 		return err
@@ -264,6 +272,16 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 		st.copySource = cs
 	}
 	return h.prepareBody(r, st)
+}
+
+// s3Method reports whether S3 has requests with method m. Others are refused: an upstream
+// has nothing to do with them, and metrics label requests by method.
+func s3Method(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
 }
 
 // prepareBody decides how the body goes upstream: as it came, or, for aws-chunked bodies,

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"path"
 	"strconv"
 	"time"
 
@@ -97,6 +98,9 @@ func (m *Metrics) observe(method string, st *state, status int, in, out int64, d
 	if st.route != nil {
 		route = st.route.Pattern
 	}
+	if !s3Method(method) {
+		method = "other" // refused; a client must not mint series with made-up methods
+	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
 	m.bytesIn.WithLabelValues(method).Observe(float64(in))
@@ -106,11 +110,13 @@ func (m *Metrics) observe(method string, st *state, status int, in, out int64, d
 	}
 }
 
-// expiryCollector reports, at scrape time, how long each held credential has left.
+// expiryCollector reports, at scrape time, how long held credentials have left: the
+// soonest expiry per account, bucket and permission. Buckets reached through a glob route
+// are reported under the glob, so that clients cannot add series by naming buckets.
 type expiryCollector struct{ table func() *Table }
 
 var expiryDesc = prometheus.NewDesc("signet_credential_expiry_seconds",
-	"Seconds until a held credential expires, by account, upstream bucket and permission (absent: does not expire).",
+	"Seconds until the soonest-expiring held credential expires, by account, upstream bucket (or the glob route that matched it) and permission (absent: does not expire).",
 	[]string{"account", "bucket", "permission"}, nil)
 
 func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- expiryDesc }
@@ -120,7 +126,8 @@ func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	if t == nil {
 		return
 	}
-	now := time.Now()
+	type series struct{ account, bucket, permission string }
+	soonest := make(map[series]time.Time)
 	for account, p := range t.providers {
 		s, ok := p.(interface{ Status() []creds.KeyStatus })
 		if !ok {
@@ -130,8 +137,32 @@ func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 			if ks.Expires.IsZero() {
 				continue
 			}
-			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue,
-				ks.Expires.Sub(now).Seconds(), account, ks.Key.Bucket, ks.Key.Permission)
+			// One series may stand for several credentials: a bucket's under several
+			// prefixes or jurisdictions, a glob's buckets.
+			k := series{account, t.expiryLabel(account, ks.Key.Bucket), ks.Key.Permission}
+			if e, ok := soonest[k]; !ok || ks.Expires.Before(e) {
+				soonest[k] = ks.Expires
+			}
 		}
 	}
+	now := time.Now()
+	for k, e := range soonest {
+		ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, e.Sub(now).Seconds(), k.account, k.bucket, k.permission)
+	}
+}
+
+// expiryLabel names upstream bucket of account in metrics: itself when a route names it
+// exactly, else the first glob route of the account that matches it, else "-".
+func (t *Table) expiryLabel(account, bucket string) string {
+	for _, r := range t.exact {
+		if r.Upstream.Account == account && r.UpstreamBucket(r.Pattern) == bucket {
+			return bucket
+		}
+	}
+	for _, r := range t.globs {
+		if ok, _ := path.Match(r.Pattern, bucket); ok && r.Upstream.Account == account {
+			return r.Pattern
+		}
+	}
+	return "-"
 }
