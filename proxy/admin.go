@@ -15,7 +15,8 @@ import (
 const readyTimeout = 5 * time.Second
 
 // Admin returns the admin listener's handler: /healthz (the process is up), /readyz (every
-// exactly named route has valid credentials; the body says which have not), /metrics
+// exactly named route has valid credentials and signet is not draining; the body says what
+// is not ready), /metrics
 // (Prometheus, from gatherer; nil leaves it out) and POST /_signet/presign (presigned URLs
 // on the upstream; see Presign). Keep it on loopback: it hands out access.
 func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
@@ -24,6 +25,10 @@ func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if h.draining.Load() {
+			http.Error(w, "not ready: draining for shutdown", http.StatusServiceUnavailable)
+			return
+		}
 		problems := h.Ready(r.Context())
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if len(problems) > 0 {
@@ -39,6 +44,10 @@ func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 	}
 	return mux
 }
+
+// Drain makes /readyz answer 503 from now on, so that load balancers stop sending
+// requests while the S3 listener drains.
+func (h *Handler) Drain() { h.draining.Store(true) }
 
 // Ready checks that every exactly named route can get valid credentials now, and returns
 // a line for each that cannot. Glob routes name no bucket to check. A minted credential

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/signet-proxy/signet/internal/testenv"
 	"github.com/signet-proxy/signet/proxy"
 )
 
@@ -78,37 +81,130 @@ func TestExpectContinueEndToEnd(t *testing.T) {
 }
 
 // TestAbortedUploadLeavesNothing: a client that sends half its declared body and hangs up
-// must not leave a truncated object upstream, nor replace an existing one.
+// must not leave a truncated object upstream, nor replace an existing one; over HTTPS too,
+// where closing the connection would first send a TLS close_notify, a clean end of stream.
 func TestAbortedUploadLeavesNothing(t *testing.T) {
-	e := newEnv(t, "")
-	e.mkBuckets(t, "alpha")
-	put(t, e.s3, "alpha", "existing", []byte("the old version"))
-	// signet again, telling when it has finished with each request.
-	done := make(chan struct{}, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.handler.ServeHTTP(w, r)
-		done <- struct{}{}
-	}))
-	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name  string
+		start func(testing.TB) *testenv.VersityGW
+	}{
+		{"http upstream", testenv.StartVersityGW},
+		{"https upstream", testenv.StartVersityGWTLS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvOn(t, tc.start(t), "")
+			e.mkBuckets(t, "alpha")
+			put(t, e.s3, "alpha", "existing", []byte("the old version"))
+			// signet again, telling when it has finished with each request.
+			done := make(chan struct{}, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				e.handler.ServeHTTP(w, r)
+				done <- struct{}{}
+			}))
+			t.Cleanup(srv.Close)
 
-	for _, key := range []string{"fresh", "existing"} {
-		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(conn, "PUT /alpha/%s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", key, 8<<20)
-		if _, err := conn.Write(make([]byte, 4<<20)); err != nil {
-			t.Fatal(err)
-		}
-		conn.Close()
-		<-done
+			for _, key := range []string{"fresh", "existing"} {
+				conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(conn, "PUT /alpha/%s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", key, 8<<20)
+				if _, err := conn.Write(make([]byte, 4<<20)); err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				<-done
+			}
+			if fi, err := os.Stat(filepath.Join(e.gw.DataDir, "alpha", "fresh")); err == nil {
+				t.Errorf("a truncated upload was stored: %d bytes", fi.Size())
+			}
+			if b := get(t, e.direct(), "alpha", "existing"); string(b) != "the old version" {
+				t.Errorf("existing object became %d bytes", len(b))
+			}
+		})
 	}
-	if _, err := os.Stat(filepath.Join(e.gw.DataDir, "alpha", "fresh")); err == nil {
-		fi, _ := os.Stat(filepath.Join(e.gw.DataDir, "alpha", "fresh"))
-		t.Errorf("a truncated upload was stored: %d bytes", fi.Size())
+}
+
+// TestFailedUploadResetsTLSUpstream: when an upload fails mid-body (the client hangs up,
+// or an aws-chunked checksum does not match), the HTTPS upstream sees its connection
+// reset, not a clean end of stream. Closing the TLS connection would send a close_notify
+// first, which lenient servers (versitygw) take for the end of the body, storing a
+// truncated object; Go's server, used here to watch the connection, reports that case as
+// io.ErrUnexpectedEOF and a reset as ECONNRESET.
+func TestFailedUploadResetsTLSUpstream(t *testing.T) {
+	const size = 300000
+	data := make([]byte, size)
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n", size, data)
+	tests := []struct {
+		name     string
+		request  string
+		upstream int  // body bytes the upstream can get before the failure
+		hangUp   bool // the client hangs up once the upstream has them
+	}{
+		{
+			name:     "client hangs up",
+			request:  fmt.Sprintf("PUT /alpha/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s", size, data[:size/2]),
+			upstream: size / 2,
+			hangUp:   true,
+		},
+		{
+			name: "aws-chunked checksum mismatch",
+			request: fmt.Sprintf("PUT /alpha/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\nContent-Encoding: aws-chunked\r\n"+
+				"X-Amz-Content-Sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\nX-Amz-Decoded-Content-Length: %d\r\nX-Amz-Trailer: x-amz-checksum-crc32\r\n\r\n%s",
+				len(chunked), size, chunked),
+			upstream: size - 1, // the decoder holds the last byte back until the trailer checks out
+		},
 	}
-	if b := get(t, e.direct(), "alpha", "existing"); string(b) != "the old version" {
-		t.Errorf("existing object became %d bytes", len(b))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := make(chan struct{})
+			ended := make(chan error, 1)
+			upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, err := io.ReadFull(r.Body, make([]byte, tt.upstream)); err != nil {
+					ended <- err // a reset may overtake bytes still in signet's buffers
+					return
+				}
+				close(got)
+				_, err := io.Copy(io.Discard, r.Body)
+				ended <- err
+			}))
+			upstream.StartTLS() // HTTP/1.1: httptest enables HTTP/2 only when asked
+			t.Cleanup(upstream.Close)
+			h := newHandlerWith(t, fmt.Sprintf(`
+accounts:
+  gw: {endpoint: %q, credentials: {access_key_id: a, secret_access_key: b}}
+%s`, upstream.URL, routesYAML), func(o *proxy.Options) {
+				tr := proxy.NewTransport()
+				tr.TLSClientConfig = upstream.Client().Transport.(*http.Transport).TLSClientConfig
+				t.Cleanup(tr.CloseIdleConnections)
+				o.Transport = tr
+			})
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, tt.request); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-got: // the upstream has all it can get, and waits for the rest
+				if tt.hangUp {
+					conn.Close()
+				}
+				err = <-ended
+			case err = <-ended:
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) || err == nil {
+				t.Fatalf("the upstream saw the upload end cleanly (%v): a lenient server would store it truncated", err)
+			}
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("upstream body read ended with %v, want a connection reset", err)
+			}
+		})
 	}
 }
 

@@ -10,10 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +53,8 @@ type Handler struct {
 	pool     bufferPool
 	idPrefix string
 	idSeq    atomic.Uint64
+	draining atomic.Bool    // see Drain
+	active   sync.WaitGroup // requests in ServeHTTP, for Wait
 }
 
 // New returns a Handler serving t.
@@ -125,6 +129,8 @@ type state struct {
 	verified *signer.Verified
 	retried  bool // sent again after the upstream refused the credentials
 	err      *s3Error
+	// upload resets the upstream connection of a request whose body fails; nil without a body.
+	upload *uploadGuard
 }
 
 type stateKey struct{}
@@ -151,8 +157,28 @@ func (h *Handler) newID() string {
 	return string(b[:])
 }
 
+// Wait waits until no request is in ServeHTTP, or ctx is done. A stopping server calls
+// it after closing its connections: each request still uploading then fails its body
+// read, which resets its upstream connection before the request returns, so exiting
+// after Wait cuts no upload in a way an upstream could take for its end.
+func (h *Handler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { // ends when the last request does
+		h.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("requests still running: %w", ctx.Err())
+	}
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.active.Add(1)
+	defer h.active.Done()
 	start := time.Now()
 	st := &state{id: h.newID()}
 	lw := &logWriter{ResponseWriter: w}
@@ -213,6 +239,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(lw, r, err, st.id)
 			return
 		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		st.upload = &uploadGuard{}
+		r.Body = guardedBody{r.Body, st.upload}
 	}
 	h.rp.ServeHTTP(lw, r)
 }
@@ -449,6 +479,9 @@ func (t signingTransport) send(req *http.Request, st *state) (*http.Response, er
 	}
 	if err := t.h.signer.Sign(ctx, req, c, up.Region, st.payloadHash, t.h.opts.Now()); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
+	}
+	if st.upload != nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: st.upload.gotConn}))
 	}
 	return t.h.opts.Transport.RoundTrip(req)
 }

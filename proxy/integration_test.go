@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"crypto/md5"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -108,17 +109,29 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // newEnv starts versitygw and signet in front of it, signing with secret.
 func newEnv(t *testing.T, secret string) *env {
 	t.Helper()
-	gw := testenv.StartVersityGW(t)
+	return newEnvOn(t, testenv.StartVersityGW(t), secret)
+}
+
+// newEnvOn is newEnv in front of gw, trusting its certificate when it serves HTTPS.
+func newEnvOn(t *testing.T, gw *testenv.VersityGW, secret string) *env {
+	t.Helper()
 	if secret == "" {
 		secret = gw.SecretKey
 	}
-	h := newHandler(t, fmt.Sprintf(`
+	h := newHandlerWith(t, fmt.Sprintf(`
 accounts:
   gw:
     endpoint: %s
     region: %s
     credentials: {access_key_id: %s, secret_access_key: %q}
-%s`, gw.Endpoint, gw.Region, gw.AccessKey, secret, routesYAML))
+%s`, gw.Endpoint, gw.Region, gw.AccessKey, secret, routesYAML), func(o *proxy.Options) {
+		if gw.RootCAs != nil {
+			tr := proxy.NewTransport()
+			tr.TLSClientConfig = &tls.Config{RootCAs: gw.RootCAs}
+			t.Cleanup(tr.CloseIdleConnections)
+			o.Transport = tr
+		}
+	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{gw: gw, handler: h, signet: srv, s3: newS3Client(srv.URL)}
@@ -143,7 +156,7 @@ func (e *env) direct() *s3.Client {
 		Region:       e.gw.Region,
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(e.gw.AccessKey, e.gw.SecretKey, ""),
-		HTTPClient:   &http.Client{Transport: &http.Transport{}},
+		HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.gw.RootCAs}}},
 	})
 }
 

@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"time"
 )
@@ -75,3 +77,62 @@ func (c resetConn) ReadFrom(r io.Reader) (int64, error) {
 // writerOnly hides the connection's ReadFrom from io.CopyBuffer, which would otherwise
 // call it and never use the buffer.
 type writerOnly struct{ io.Writer }
+
+// uploadGuard makes sure a failed upload is reset upstream, never ended.
+//
+// The transport closes the connection of a request whose body read fails, and resetConn
+// turns that close into a TCP reset. Over TLS, though, the transport closes the tls.Conn,
+// which first sends a close_notify alert: a clean end of stream, which a lenient HTTP/1.1
+// server takes for the end of the body and stores what it got (versitygw does, through
+// fasthttp). So when the body fails, the guard resets the TCP connection underneath before
+// the transport sees the error; the alert then has nowhere to go. HTTP/2 connections are
+// left alone: there the transport resets only the stream, which no server takes for an end.
+type uploadGuard struct {
+	mu   sync.Mutex
+	conn net.Conn // the connection the body is being written to
+	sent bool     // the whole body was read: nothing left to protect
+}
+
+// gotConn is an httptrace.ClientTrace GotConn hook.
+func (g *uploadGuard) gotConn(info httptrace.GotConnInfo) {
+	g.mu.Lock()
+	g.conn = info.Conn
+	g.mu.Unlock()
+}
+
+// bodyDone records how the body read ended: at its end, or failing.
+func (g *uploadGuard) bodyDone(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err == io.EOF {
+		g.sent = true
+		return
+	}
+	if g.sent || g.conn == nil {
+		return
+	}
+	c := g.conn
+	if tc, ok := c.(*tls.Conn); ok {
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			return
+		}
+		c = tc.NetConn()
+	}
+	if rc, ok := c.(resetConn); ok {
+		_ = rc.Close() // a reset; the transport's own close then fails harmlessly
+	}
+}
+
+// guardedBody tells its guard how the body read ended.
+type guardedBody struct {
+	io.ReadCloser
+	g *uploadGuard
+}
+
+func (b guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.g.bodyDone(err)
+	}
+	return n, err
+}

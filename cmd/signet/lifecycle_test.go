@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -183,6 +184,61 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(gw.DataDir, "alpha", "big")); err != nil || fi.Size() != size {
 		t.Errorf("stored: %v %v", fi, err)
+	}
+}
+
+// TestShutdownTimeoutAbortsUploads: an upload still running when shutdown_timeout runs out
+// is aborted, not completed truncated (the object keeps its old contents), its client's
+// connection is closed, /readyz says 503 while draining, and signet exits 0.
+func TestShutdownTimeoutAbortsUploads(t *testing.T) {
+	gw := testenv.StartVersityGW(t)
+	if err := os.Mkdir(filepath.Join(gw.DataDir, "alpha"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startSignet(t, "--config", writeConfig(t, "shutdown_timeout: 1s\n"+gwConfig(gw, "  - {name: alpha, account: gw}\n")))
+	c := &http.Client{Transport: &http.Transport{}}
+	if code, body := do(t, c, "PUT", "http://"+p.addr+"/alpha/obj", strings.NewReader("old contents")); code != 200 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "PUT", "http://"+p.addr+"/alpha/obj", pr)
+	req.ContentLength = 200 << 20
+	status := make(chan int, 1)
+	go func() {
+		resp, err := c.Do(req)
+		if err != nil {
+			status <- 0 // the connection went down first: also fine
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	if _, err := pw.Write(make([]byte, 10<<20)); err != nil { // under way, then stalled
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, regexp.MustCompile(`stopped accepting connections`), 5*time.Second)
+	if code, body := do(t, c, "GET", "http://"+p.adminAddr+"/readyz", nil); code != 503 || !strings.Contains(body, "draining") {
+		t.Errorf("readyz while draining: %d %q", code, body)
+	}
+	p.waitLog(t, regexp.MustCompile(`drain time ran out`), 10*time.Second)
+	p.waitLog(t, regexp.MustCompile(`status=400 .*error=IncompleteBody`), 10*time.Second)
+	// signet closed the connection; a stalled Go client notices only once its body source
+	// does something, so end it.
+	pw.CloseWithError(errors.New("test: the upload was aborted"))
+	if code := <-status; code != 0 {
+		t.Errorf("the aborted upload's client got %d, want its connection closed", code)
+	}
+	<-p.done
+	if p.err != nil {
+		t.Errorf("exit: %v, want status 0", p.err)
+	}
+	if b, err := os.ReadFile(filepath.Join(gw.DataDir, "alpha", "obj")); err != nil || string(b) != "old contents" {
+		t.Errorf("after the aborted upload the object holds %d bytes (%v), want its old contents", len(b), err)
 	}
 }
 

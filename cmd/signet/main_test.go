@@ -120,6 +120,17 @@ func (p *proc) waitLog(t *testing.T, re *regexp.Regexp, limit time.Duration) str
 				return line
 			}
 		case <-p.done:
+			for { // lines it logged before exiting are still to be read
+				select {
+				case line := <-p.lines:
+					if re.MatchString(line) {
+						return line
+					}
+					continue
+				default:
+				}
+				break
+			}
 			t.Fatalf("signet exited (%v) before logging %s", p.err, re)
 		case <-timeout:
 			t.Fatalf("no log line matching %s within %s", re, limit)

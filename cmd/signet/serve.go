@@ -152,18 +152,40 @@ func (s *server) run(ctx context.Context) error {
 		<-gctx.Done()
 		timeout := time.Duration(s.cfg.ShutdownTimeout)
 		s.logger.Info("shutting down", slog.Duration("drain_timeout", timeout))
+		s.handler.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			// Exiting now would close the upstream connections of uploads still in flight
+			// with a FIN, which a lenient server takes for the end of the body, storing a
+			// truncated object. Closing their clients' connections instead makes each
+			// request fail its body read, which resets its upstream connection (see
+			// proxy.Handler.Wait); then they are waited for.
+			s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
+			_ = srv.Close()
+			actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
+			defer cancel()
+			if err := s.handler.Wait(actx); err != nil {
+				return fmt.Errorf("abort requests in flight: %w", err)
+			}
+		}
+		// The admin listener goes last: /readyz says "draining" while the S3 one drains.
+		actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
+		defer cancel()
 		var errs []error
-		for _, srv := range servers {
-			if err := srv.Shutdown(sctx); err != nil {
-				errs = append(errs, fmt.Errorf("drain: %w", err))
+		for _, srv := range servers[1:] {
+			if err := srv.Shutdown(actx); err != nil {
+				errs = append(errs, fmt.Errorf("admin drain: %w", err))
 			}
 		}
 		return errors.Join(errs...)
 	})
 	return g.Wait()
 }
+
+// abortTimeout bounds how long requests cancelled at the end of a drain take to return,
+// and the admin listener's drain.
+const abortTimeout = 5 * time.Second
 
 // serveUntilShutdown serves ln and returns nil once Shutdown stopped it, or why it failed.
 func serveUntilShutdown(srv *http.Server, ln net.Listener, name string) error {

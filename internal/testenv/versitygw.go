@@ -2,6 +2,14 @@ package testenv
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +31,8 @@ type VersityGW struct {
 	SecretKey string
 	// DataDir is the posix backend's root: bucket b's object k is the file DataDir/b/k.
 	DataDir string
+	// RootCAs trusts its certificate when it serves HTTPS (StartVersityGWTLS); else nil.
+	RootCAs *x509.CertPool
 }
 
 // versityGWBinary finds the versitygw binary: $SIGNET_VERSITYGW, the tools cache that
@@ -63,6 +73,18 @@ func ToolsDir() (string, error) {
 // fresh data directory, and stops it when the test ends.
 func StartVersityGW(t testing.TB) *VersityGW {
 	t.Helper()
+	return startVersityGW(t, false)
+}
+
+// StartVersityGWTLS is StartVersityGW serving HTTPS (HTTP/1.1 only, as versitygw does)
+// with a fresh self-signed certificate for 127.0.0.1, which RootCAs trusts.
+func StartVersityGWTLS(t testing.TB) *VersityGW {
+	t.Helper()
+	return startVersityGW(t, true)
+}
+
+func startVersityGW(t testing.TB, useTLS bool) *VersityGW {
+	t.Helper()
 	bin := versityGWBinary(t)
 	g := &VersityGW{
 		Region:    "us-east-1",
@@ -73,8 +95,16 @@ func StartVersityGW(t testing.TB) *VersityGW {
 	addr := FreeAddr(t)
 	g.Endpoint = "http://" + addr
 	// Absolute paths: the posix backend changes its working directory.
-	cmd := exec.Command(bin, "--access", g.AccessKey, "--secret", g.SecretKey, "--region", g.Region,
-		"--port", addr, "--health", "/healthz", "--quiet", "posix", g.DataDir)
+	args := []string{"--access", g.AccessKey, "--secret", g.SecretKey, "--region", g.Region,
+		"--port", addr, "--health", "/healthz", "--quiet"}
+	client := &http.Client{Timeout: time.Second}
+	if useTLS {
+		certFile, keyFile, pool := selfSignedCert(t)
+		g.Endpoint, g.RootCAs = "https://"+addr, pool
+		args = append(args, "--cert", certFile, "--key", keyFile)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	cmd := exec.Command(bin, append(args, "posix", g.DataDir)...)
 	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start versitygw: %v", err)
@@ -85,8 +115,52 @@ func StartVersityGW(t testing.TB) *VersityGW {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	WaitHealthy(t, g.Endpoint+"/healthz", exited)
+	waitHealthy(t, client, g.Endpoint+"/healthz", exited)
 	return g
+}
+
+// selfSignedCert writes a self-signed certificate for 127.0.0.1 and its key to files, and
+// returns them with a pool that trusts the certificate.
+func selfSignedCert(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "signet test upstream"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment ago.
@@ -105,7 +179,11 @@ func FreeAddr(t testing.TB) string {
 // the only readiness signal an external server gives.
 func WaitHealthy(t testing.TB, url string, exited <-chan struct{}) {
 	t.Helper()
-	client := &http.Client{Timeout: time.Second}
+	waitHealthy(t, &http.Client{Timeout: time.Second}, url, exited)
+}
+
+func waitHealthy(t testing.TB, client *http.Client, url string, exited <-chan struct{}) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
