@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is signet's whole configuration.
@@ -362,6 +364,20 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// UnmarshalYAML parses a Go duration string. A bad value is returned as a *yaml.TypeError:
+// the decoder collects those and goes on, while any other error, such as UnmarshalText's,
+// stops decoding and hides every problem after it (yaml.v3 decode.go, callUnmarshaler and
+// scalar).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if v, err := time.ParseDuration(n.Value); err == nil {
+			*d = Duration(v)
+			return nil
+		}
+	}
+	return nodeError(n, "%s is not a duration (write a number and a unit: \"30s\", \"5m\", \"1h\")", describeNode(n))
 }
 
 // MarshalText formats the duration.

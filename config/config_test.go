@@ -64,6 +64,7 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		env  map[string]string
 		want []string // each must appear in the error
+		not  []string // none may
 	}{
 		{
 			name: "unknown keys are all reported with lines",
@@ -146,9 +147,50 @@ buckets: [{name: abc, account: a}]
 			want: []string{`c.yaml:1: listen: "0.0.0.0:9000" is reachable beyond this machine`, "allow_anonymous_network: true"},
 		},
 		{
-			name: "type errors have lines",
-			yaml: "listen: [a]\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
-			want: []string{"c.yaml:1: cannot unmarshal !!seq into string"},
+			name: "type errors have lines and paths",
+			yaml: "listen: [a]\nmax_concurrent_requests: lots\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{
+				"c.yaml:1: listen: cannot unmarshal !!seq into string",
+				"c.yaml:2: max_concurrent_requests: cannot unmarshal !!str `lots` into int",
+			},
+		},
+		{
+			name: "bad durations are reported with every other problem",
+			yaml: `shutdown_timeout: 5 minutes
+listen_addr: x
+accounts:
+  a:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      r2_temp_api: {api_token: t, parent_access_key_id: p, ttl: [1h]}
+      safety_margin: 10 minutes
+buckets:
+  - {name: abc, account: a, jurisdiction: mars}
+`,
+			want: []string{
+				`c.yaml:1: shutdown_timeout: "5 minutes" is not a duration (write a number and a unit: "30s", "5m", "1h")`,
+				`c.yaml:2: unknown key "listen_addr"`,
+				`c.yaml:7: accounts.a.credentials.r2_temp_api.ttl: a list is not a duration`,
+				`c.yaml:8: accounts.a.credentials.safety_margin: "10 minutes" is not a duration`,
+				`c.yaml:10: buckets[0].jurisdiction: unknown jurisdiction "mars"`,
+			},
+		},
+		{
+			name: "a bad duration from the environment",
+			yaml: "shutdown_timeout: ${T}\naccounts:\n  a: {endpoint: \"http://h\", credentials: {access_key_id: a, secret_access_key: b}}\nbuckets: [{name: abc, account: a}]\n",
+			env:  map[string]string{"T": "30"},
+			want: []string{`c.yaml:1: shutdown_timeout: "30" is not a duration`},
+		},
+		{
+			name: "a duration from the environment hides no unknown key",
+			yaml: "shutdown_timeout: ${T}\nlisten_addr: x\naccounts:\n  a: {endpoint: \"http://h\", credentials: {access_key_id: a, secret_access_key: b}}\nbuckets: [{name: abc, account: a}]\n",
+			env:  map[string]string{"T": "1m"},
+			want: []string{`c.yaml:2: unknown key "listen_addr"`},
+		},
+		{
+			name: "a root that is not a mapping",
+			yaml: "- a\n",
+			want: []string{"c.yaml:1: cannot unmarshal !!seq into config.Config"},
 		},
 		{
 			name: "syntax error with a hint for unquoted env references",
@@ -170,6 +212,11 @@ buckets: [{name: abc, account: a}]
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error contains %q:\n%v", w, err)
 				}
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,9 +63,10 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 		if !ok {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		at := indexNodes(&root)
 		for _, msg := range te.Errors {
 			if keyError(name, msg) == nil {
-				errs = append(errs, lineError(name, msg))
+				errs = append(errs, at.typeError(name, msg))
 			}
 		}
 	}
@@ -83,8 +85,32 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 
 var (
 	unknownKey = regexp.MustCompile(`^line (\d+): field (\S+) (not found|already set) in type \S+$`)
-	atLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
+	// atLine matches the YAML library's messages, and nodeError's, which add a column.
+	atLine = regexp.MustCompile(`^line (\d+): (?:column (\d+): )?(.*)$`)
 )
+
+// nodeError is how an UnmarshalYAML method reports a bad value: as a *yaml.TypeError, which
+// the decoder collects before going on to the rest of the file (any other error stops it),
+// in the library's "line N: " form plus the column, which typeError turns into the path.
+func nodeError(n *yaml.Node, format string, args ...any) error {
+	msg := fmt.Sprintf("line %d: column %d: %s", n.Line, n.Column, fmt.Sprintf(format, args...))
+	return &yaml.TypeError{Errors: []string{msg}}
+}
+
+// describeNode names a value in an error message: the text of a scalar, the kind of
+// anything else.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	default:
+		return "this value"
+	}
+}
 
 // keyError rewrites the YAML library's unknown/duplicate key message in signet's terms, or
 // returns nil when msg is about something else.
@@ -99,11 +125,89 @@ func keyError(name, msg string) error {
 	return fmt.Errorf("%s:%s: unknown key %q", name, m[1], m[2])
 }
 
-func lineError(name, msg string) error {
-	if m := atLine.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("%s:%s: %s", name, m[1], m[2])
+// nodeIndex holds the path of every node of a file by position, because the YAML library
+// reports a type error by line only (and nodeError by line and column).
+type nodeIndex struct {
+	at     map[[2]int][]any // line and column: the deepest node starting there
+	byLine map[int][][]any
+}
+
+func indexNodes(root *yaml.Node) *nodeIndex {
+	x := &nodeIndex{at: map[[2]int][]any{}, byLine: map[int][][]any{}}
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
 	}
-	return fmt.Errorf("%s: %s", name, msg)
+	if n.Kind != yaml.MappingNode {
+		// A root mapping starts where its first key does, and a type error is never about
+		// it; any other root is the error.
+		x.add(n, nil)
+	}
+	x.walk(n, nil)
+	return x
+}
+
+func (x *nodeIndex) add(n *yaml.Node, path []any) {
+	pos := [2]int{n.Line, n.Column}
+	if old, ok := x.at[pos]; !ok || len(path) > len(old) {
+		x.at[pos] = path
+	}
+	x.byLine[n.Line] = append(x.byLine[n.Line], path)
+}
+
+func (x *nodeIndex) walk(n *yaml.Node, path []any) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := append(slices.Clip(path), n.Content[i].Value)
+			x.add(n.Content[i], p)
+			x.add(n.Content[i+1], p)
+			x.walk(n.Content[i+1], p)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := append(slices.Clip(path), i)
+			x.add(c, p)
+			x.walk(c, p)
+		}
+	}
+}
+
+// pathOf is the path of the node at line and column, or without a column (0) the deepest
+// path shared by every node starting on the line: the value's own, or an ancestor's when a
+// line holds several values ({name: a, ttl: 1h}).
+func (x *nodeIndex) pathOf(line, column int) []any {
+	if p, ok := x.at[[2]int{line, column}]; ok {
+		return p
+	}
+	paths := x.byLine[line]
+	if len(paths) == 0 {
+		return nil
+	}
+	common := paths[0]
+	for _, p := range paths[1:] {
+		n := 0
+		for n < len(common) && n < len(p) && common[n] == p[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	return common
+}
+
+// typeError rewrites a "line N: " type error of the YAML library, or nodeError's, as
+// "name:N: path: message".
+func (x *nodeIndex) typeError(name, msg string) error {
+	m := atLine.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Errorf("%s: %s", name, msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	column, _ := strconv.Atoi(m[2]) // 0 when there is none
+	if p := x.pathOf(line, column); len(p) > 0 {
+		return fmt.Errorf("%s:%d: %s: %s", name, line, formatPath(p), m[3])
+	}
+	return fmt.Errorf("%s:%d: %s", name, line, m[3])
 }
 
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
