@@ -195,7 +195,35 @@ buckets:
 		{
 			name: "syntax error with a hint for unquoted env references",
 			yaml: "accounts: {a: {endpoint: ${X}}}\n",
-			want: []string{"c.yaml: did not find expected", `quote ${VAR} references: "${VAR}"`},
+			want: []string{"c.yaml:1: did not find expected ',' or '}'", `quote ${VAR} references: "${VAR}"`},
+		},
+		{
+			// yaml.v3 numbers its parser's lines from 0: this would say 2.
+			name: "syntax error in a flow mapping on a later line",
+			yaml: "listen: 127.0.0.1:9000\naccounts:\n  a: {endpoint: ${X}, credentials: {}}\n",
+			want: []string{"c.yaml:3: did not find expected ',' or '}' (inside { } or [ ], quote ${VAR} references"},
+		},
+		{
+			name: "no env hint when the failing line has no reference",
+			yaml: "listen: ${L}\naccounts:\n  a: {endpoint: http://h\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{"c.yaml:3: did not find expected ',' or '}'"},
+			not:  []string{"quote ${VAR}"},
+		},
+		{
+			name: "no env hint for other syntax errors",
+			yaml: "listen: x\naccounts:\n  a:\n    endpoint: http://h\n  b: x: ${Y}\n",
+			want: []string{"c.yaml:5: mapping values are not allowed in this context"},
+			not:  []string{"quote ${VAR}"},
+		},
+		{
+			name: "syntax error at the end of the file",
+			yaml: "listen: x\nbuckets: [\n",
+			want: []string{"c.yaml:2: did not find expected node content"},
+		},
+		{
+			name: "syntax error on the first line",
+			yaml: "\tlisten: x\n",
+			want: []string{"c.yaml:1: found character that cannot start any token"},
 		},
 		{
 			name: "empty",

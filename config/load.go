@@ -28,12 +28,7 @@ func Load(path string) (*Config, error) {
 func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		if bytes.Contains(raw, []byte("${")) {
-			// YAML reads { and } as flow-mapping brackets: {key: ${X}} needs quotes.
-			msg += ` (inside { } or [ ], quote ${VAR} references: "${VAR}")`
-		}
-		return nil, fmt.Errorf("%s: %s", name, msg)
+		return nil, syntaxError(name, raw, err)
 	}
 	if len(root.Content) == 0 {
 		return nil, fmt.Errorf("%s: the file is empty", name)
@@ -208,6 +203,49 @@ func (x *nodeIndex) typeError(name, msg string) error {
 		return fmt.Errorf("%s:%d: %s: %s", name, line, formatPath(p), m[3])
 	}
 	return fmt.Errorf("%s:%d: %s", name, line, m[3])
+}
+
+// parserProblems are the problems of yaml.v3's parser (parserc.go). Their "line N" is
+// 0-based, and absent for the first line: the library adds 1 only to its scanner's lines
+// (decode.go, parser.fail).
+var parserProblems = []string{
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected <stream-start>",
+	"did not find expected key",
+	"did not find expected node content",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
+}
+
+// syntaxError rewrites the YAML library's syntax error as "name:N: problem".
+func syntaxError(name string, raw []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := atLine.FindStringSubmatch(msg); m != nil && m[2] == "" {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[3]
+	}
+	switch {
+	case slices.Contains(parserProblems, msg):
+		line++
+	case line == 0 && (strings.HasPrefix(msg, "found ") || strings.Contains(msg, "find expected")):
+		line = 1 // the scanner's, on the first line; other problems have no line at all
+	}
+	if line == 0 {
+		return fmt.Errorf("%s: %s", name, msg)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n"))
+	line = min(line, len(lines)) // a problem at the end of the file is on its last line
+	if strings.HasPrefix(msg, "did not find expected ',' or ") && bytes.Contains(lines[line-1], []byte("${")) {
+		// In { } and [ ], YAML ends a plain value at "{", so {key: ${X}} is a syntax error.
+		msg += ` (inside { } or [ ], quote ${VAR} references: "${VAR}")`
+	}
+	return fmt.Errorf("%s:%d: %s", name, line, msg)
 }
 
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
