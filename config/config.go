@@ -44,6 +44,10 @@ type Config struct {
 	// ZeroConfig is set when the config came from R2_* environment variables rather than a
 	// file; ListBuckets is then answered from the upstream account.
 	ZeroConfig bool `yaml:"-"`
+
+	// fromEnv holds the secrets that the file gives only as ${NAME} references, so that
+	// HasInlineSecrets knows they are not written in it. Set by Parse.
+	fromEnv map[*Secret]bool
 }
 
 // Account is one upstream: an R2 account (endpoint derived from the account id and the

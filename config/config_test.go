@@ -306,3 +306,61 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("example config: %+v", cfg)
 	}
 }
+
+func TestHasInlineSecrets(t *testing.T) {
+	const (
+		accounts = "accounts:\n  a:\n    endpoint: http://h\n    credentials:\n      access_key_id: a\n"
+		r2       = "accounts:\n  a:\n    r2_account_id: 0123456789abcdef0123456789abcdef\n    credentials:\n"
+		buckets  = "buckets: [{name: abc, account: a}]\n"
+	)
+	tests := []struct {
+		name string
+		yaml string
+		want bool
+	}{
+		{"a literal secret", accounts + "      secret_access_key: s3cr3t\n" + buckets, true},
+		{"a secret from the environment", accounts + "      secret_access_key: ${S}\n" + buckets, false},
+		{"quoted", accounts + "      secret_access_key: \"${S}\"\n" + buckets, false},
+		{"two references", accounts + "      secret_access_key: ${S}${T}\n" + buckets, false},
+		{"part written in the file", accounts + "      secret_access_key: pre-${S}\n" + buckets, true},
+		{"an escaped reference is text", accounts + "      secret_access_key: $${S}\n" + buckets, true},
+		{"a secret file", accounts + "      secret_access_key_file: /run/secrets/s\n" + buckets, false},
+		{"api token from the environment", r2 + "      r2_temp_api: {api_token: \"${S}\", parent_access_key_id: p}\n" + buckets, false},
+		{"literal api token", r2 + "      r2_temp_api: {api_token: tok, parent_access_key_id: p}\n" + buckets, true},
+		{"parent secret from the environment", r2 + "      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: \"${S}\"}\n" + buckets, false},
+		{"literal parent secret", r2 + "      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: s3cr3t}\n" + buckets, true},
+		{
+			"client secrets from the environment, one through an alias",
+			accounts + "      secret_access_key: ${S}\n" + buckets + `clients:
+  - {name: a, access_key_id: ca, secret_access_key: &cs "${T}", buckets: [abc]}
+  - {name: b, access_key_id: cb, secret_access_key: *cs, buckets: [abc]}
+`,
+			false,
+		},
+		{
+			"one literal client secret among references",
+			accounts + "      secret_access_key: ${S}\n" + buckets + `clients:
+  - {name: a, access_key_id: ca, secret_access_key: "${T}", buckets: [abc]}
+  - {name: b, access_key_id: cb, secret_access_key: s3cr3t, buckets: [abc]}
+`,
+			true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte(tt.yaml), env(map[string]string{"S": "from-env", "T": "also"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.HasInlineSecrets(); got != tt.want {
+				t.Errorf("HasInlineSecrets() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("a config not from a file counts every secret", func(t *testing.T) {
+		cfg := &Config{Clients: []*Client{{SecretAccessKey: "s3cr3t"}}}
+		if !cfg.HasInlineSecrets() {
+			t.Error("HasInlineSecrets() = false")
+		}
+	})
+}

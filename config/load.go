@@ -50,7 +50,8 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 		}
 	}
 
-	errs = append(errs, expandEnv(name, &root, lookupEnv)...)
+	fromEnv := map[*yaml.Node]bool{}
+	errs = append(errs, expandEnv(name, &root, lookupEnv, fromEnv)...)
 
 	var cfg Config
 	if err := root.Decode(&cfg); err != nil {
@@ -74,6 +75,12 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	cfg.fromEnv = map[*Secret]bool{}
+	for _, f := range cfg.secretFields() {
+		if fromEnv[nodeAt(&root, f.path)] {
+			cfg.fromEnv[f.secret] = true
+		}
 	}
 	return &cfg, nil
 }
@@ -250,13 +257,22 @@ func syntaxError(name string, raw []byte, err error) error {
 
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
 
-// expandEnv replaces ${NAME} in every scalar value (never in keys) of the tree.
-func expandEnv(name string, n *yaml.Node, lookupEnv func(string) (string, bool)) []error {
+// expandEnv replaces ${NAME} in every scalar value (never in keys) of the tree, and adds to
+// fromEnv the values that are nothing but references: the file does not hold their text.
+func expandEnv(name string, n *yaml.Node, lookupEnv func(string) (string, bool), fromEnv map[*yaml.Node]bool) []error {
 	var errs []error
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${") {
 			return nil
+		}
+		if envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			if ref == "$${" {
+				return ref // a literal "${" is text of the file
+			}
+			return ""
+		}) == "" {
+			fromEnv[n] = true
 		}
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			if ref == "$${" {
@@ -282,11 +298,11 @@ func expandEnv(name string, n *yaml.Node, lookupEnv func(string) (string, bool))
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			errs = append(errs, expandEnv(name, n.Content[i], lookupEnv)...)
+			errs = append(errs, expandEnv(name, n.Content[i], lookupEnv, fromEnv)...)
 		}
 	default:
 		for _, c := range n.Content {
-			errs = append(errs, expandEnv(name, c, lookupEnv)...)
+			errs = append(errs, expandEnv(name, c, lookupEnv, fromEnv)...)
 		}
 	}
 	return errs
@@ -314,31 +330,53 @@ func lineOf(root *yaml.Node, path []any) int {
 	}
 	line := n.Line
 	for _, p := range path {
-		var next *yaml.Node
-		nextLine := 0
-		switch p := p.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == p {
-						// The key's line: where a reader looks for "accounts.prod".
-						next, nextLine = n.Content[i+1], n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && p >= 0 && p < len(n.Content) {
-				next = n.Content[p]
-				nextLine = next.Line
-			}
-		}
+		next, nextLine := child(n, p)
 		if next == nil {
 			return line
 		}
 		n, line = next, nextLine
 	}
 	return line
+}
+
+// nodeAt is the node at path, through aliases, or nil.
+func nodeAt(root *yaml.Node, path []any) *yaml.Node {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		if n, _ = child(n, p); n == nil {
+			return nil
+		}
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// child is the node at key or index p of n, or nil, and the line a reader looks for it at.
+func child(n *yaml.Node, p any) (*yaml.Node, int) {
+	switch p := p.(type) {
+	case string:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					// The key's line: where a reader looks for "accounts.prod".
+					return n.Content[i+1], n.Content[i].Line
+				}
+			}
+		}
+	case int:
+		if n.Kind == yaml.SequenceNode && p >= 0 && p < len(n.Content) {
+			return n.Content[p], n.Content[p].Line
+		}
+	}
+	return nil, 0
 }
 
 // FieldError is a validation problem at a path in the config.
