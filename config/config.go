@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is signet's whole configuration.
@@ -42,6 +44,10 @@ type Config struct {
 	// ZeroConfig is set when the config came from R2_* environment variables rather than a
 	// file; ListBuckets is then answered from the upstream account.
 	ZeroConfig bool `yaml:"-"`
+
+	// fromEnv holds the secrets that the file gives only as ${NAME} references, so that
+	// HasInlineSecrets knows they are not written in it. Set by Parse.
+	fromEnv map[*Secret]bool
 }
 
 // Account is one upstream: an R2 account (endpoint derived from the account id and the
@@ -362,6 +368,20 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// UnmarshalYAML parses a Go duration string. A bad value is returned as a *yaml.TypeError:
+// the decoder collects those and goes on, while any other error, such as UnmarshalText's,
+// stops decoding and hides every problem after it (yaml.v3 decode.go, callUnmarshaler and
+// scalar).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if v, err := time.ParseDuration(n.Value); err == nil {
+			*d = Duration(v)
+			return nil
+		}
+	}
+	return nodeError(n, "%s is not a duration (write a number and a unit: \"30s\", \"5m\", \"1h\")", describeNode(n))
 }
 
 // MarshalText formats the duration.

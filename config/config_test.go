@@ -64,6 +64,7 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		env  map[string]string
 		want []string // each must appear in the error
+		not  []string // none may
 	}{
 		{
 			name: "unknown keys are all reported with lines",
@@ -146,14 +147,83 @@ buckets: [{name: abc, account: a}]
 			want: []string{`c.yaml:1: listen: "0.0.0.0:9000" is reachable beyond this machine`, "allow_anonymous_network: true"},
 		},
 		{
-			name: "type errors have lines",
-			yaml: "listen: [a]\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
-			want: []string{"c.yaml:1: cannot unmarshal !!seq into string"},
+			name: "type errors have lines and paths",
+			yaml: "listen: [a]\nmax_concurrent_requests: lots\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{
+				"c.yaml:1: listen: cannot unmarshal !!seq into string",
+				"c.yaml:2: max_concurrent_requests: cannot unmarshal !!str `lots` into int",
+			},
+		},
+		{
+			name: "bad durations are reported with every other problem",
+			yaml: `shutdown_timeout: 5 minutes
+listen_addr: x
+accounts:
+  a:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      r2_temp_api: {api_token: t, parent_access_key_id: p, ttl: [1h]}
+      safety_margin: 10 minutes
+buckets:
+  - {name: abc, account: a, jurisdiction: mars}
+`,
+			want: []string{
+				`c.yaml:1: shutdown_timeout: "5 minutes" is not a duration (write a number and a unit: "30s", "5m", "1h")`,
+				`c.yaml:2: unknown key "listen_addr"`,
+				`c.yaml:7: accounts.a.credentials.r2_temp_api.ttl: a list is not a duration`,
+				`c.yaml:8: accounts.a.credentials.safety_margin: "10 minutes" is not a duration`,
+				`c.yaml:10: buckets[0].jurisdiction: unknown jurisdiction "mars"`,
+			},
+		},
+		{
+			name: "a bad duration from the environment",
+			yaml: "shutdown_timeout: ${T}\naccounts:\n  a: {endpoint: \"http://h\", credentials: {access_key_id: a, secret_access_key: b}}\nbuckets: [{name: abc, account: a}]\n",
+			env:  map[string]string{"T": "30"},
+			want: []string{`c.yaml:1: shutdown_timeout: "30" is not a duration`},
+		},
+		{
+			name: "a duration from the environment hides no unknown key",
+			yaml: "shutdown_timeout: ${T}\nlisten_addr: x\naccounts:\n  a: {endpoint: \"http://h\", credentials: {access_key_id: a, secret_access_key: b}}\nbuckets: [{name: abc, account: a}]\n",
+			env:  map[string]string{"T": "1m"},
+			want: []string{`c.yaml:2: unknown key "listen_addr"`},
+		},
+		{
+			name: "a root that is not a mapping",
+			yaml: "- a\n",
+			want: []string{"c.yaml:1: cannot unmarshal !!seq into config.Config"},
 		},
 		{
 			name: "syntax error with a hint for unquoted env references",
 			yaml: "accounts: {a: {endpoint: ${X}}}\n",
-			want: []string{"c.yaml: did not find expected", `quote ${VAR} references: "${VAR}"`},
+			want: []string{"c.yaml:1: did not find expected ',' or '}'", `quote ${VAR} references: "${VAR}"`},
+		},
+		{
+			// yaml.v3 numbers its parser's lines from 0: this would say 2.
+			name: "syntax error in a flow mapping on a later line",
+			yaml: "listen: 127.0.0.1:9000\naccounts:\n  a: {endpoint: ${X}, credentials: {}}\n",
+			want: []string{"c.yaml:3: did not find expected ',' or '}' (inside { } or [ ], quote ${VAR} references"},
+		},
+		{
+			name: "no env hint when the failing line has no reference",
+			yaml: "listen: ${L}\naccounts:\n  a: {endpoint: http://h\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{"c.yaml:3: did not find expected ',' or '}'"},
+			not:  []string{"quote ${VAR}"},
+		},
+		{
+			name: "no env hint for other syntax errors",
+			yaml: "listen: x\naccounts:\n  a:\n    endpoint: http://h\n  b: x: ${Y}\n",
+			want: []string{"c.yaml:5: mapping values are not allowed in this context"},
+			not:  []string{"quote ${VAR}"},
+		},
+		{
+			name: "syntax error at the end of the file",
+			yaml: "listen: x\nbuckets: [\n",
+			want: []string{"c.yaml:2: did not find expected node content"},
+		},
+		{
+			name: "syntax error on the first line",
+			yaml: "\tlisten: x\n",
+			want: []string{"c.yaml:1: found character that cannot start any token"},
 		},
 		{
 			name: "empty",
@@ -170,6 +240,11 @@ buckets: [{name: abc, account: a}]
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error contains %q:\n%v", w, err)
 				}
 			}
 		})
@@ -230,4 +305,62 @@ func TestExampleConfig(t *testing.T) {
 	if len(cfg.Buckets) == 0 || cfg.Accounts["prod"] == nil {
 		t.Errorf("example config: %+v", cfg)
 	}
+}
+
+func TestHasInlineSecrets(t *testing.T) {
+	const (
+		accounts = "accounts:\n  a:\n    endpoint: http://h\n    credentials:\n      access_key_id: a\n"
+		r2       = "accounts:\n  a:\n    r2_account_id: 0123456789abcdef0123456789abcdef\n    credentials:\n"
+		buckets  = "buckets: [{name: abc, account: a}]\n"
+	)
+	tests := []struct {
+		name string
+		yaml string
+		want bool
+	}{
+		{"a literal secret", accounts + "      secret_access_key: s3cr3t\n" + buckets, true},
+		{"a secret from the environment", accounts + "      secret_access_key: ${S}\n" + buckets, false},
+		{"quoted", accounts + "      secret_access_key: \"${S}\"\n" + buckets, false},
+		{"two references", accounts + "      secret_access_key: ${S}${T}\n" + buckets, false},
+		{"part written in the file", accounts + "      secret_access_key: pre-${S}\n" + buckets, true},
+		{"an escaped reference is text", accounts + "      secret_access_key: $${S}\n" + buckets, true},
+		{"a secret file", accounts + "      secret_access_key_file: /run/secrets/s\n" + buckets, false},
+		{"api token from the environment", r2 + "      r2_temp_api: {api_token: \"${S}\", parent_access_key_id: p}\n" + buckets, false},
+		{"literal api token", r2 + "      r2_temp_api: {api_token: tok, parent_access_key_id: p}\n" + buckets, true},
+		{"parent secret from the environment", r2 + "      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: \"${S}\"}\n" + buckets, false},
+		{"literal parent secret", r2 + "      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: s3cr3t}\n" + buckets, true},
+		{
+			"client secrets from the environment, one through an alias",
+			accounts + "      secret_access_key: ${S}\n" + buckets + `clients:
+  - {name: a, access_key_id: ca, secret_access_key: &cs "${T}", buckets: [abc]}
+  - {name: b, access_key_id: cb, secret_access_key: *cs, buckets: [abc]}
+`,
+			false,
+		},
+		{
+			"one literal client secret among references",
+			accounts + "      secret_access_key: ${S}\n" + buckets + `clients:
+  - {name: a, access_key_id: ca, secret_access_key: "${T}", buckets: [abc]}
+  - {name: b, access_key_id: cb, secret_access_key: s3cr3t, buckets: [abc]}
+`,
+			true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte(tt.yaml), env(map[string]string{"S": "from-env", "T": "also"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.HasInlineSecrets(); got != tt.want {
+				t.Errorf("HasInlineSecrets() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("a config not from a file counts every secret", func(t *testing.T) {
+		cfg := &Config{Clients: []*Client{{SecretAccessKey: "s3cr3t"}}}
+		if !cfg.HasInlineSecrets() {
+			t.Error("HasInlineSecrets() = false")
+		}
+	})
 }

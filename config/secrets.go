@@ -1,10 +1,12 @@
 package config
 
-// HasInlineSecrets reports whether the config file itself holds a secret value (rather
-// than a reference to a file), so that the file deserves the care of a key file.
+// HasInlineSecrets reports whether the config file itself holds a secret value, so that the
+// file deserves the care of a key file. A secret read from a file is not in it, nor one the
+// file gives only as ${NAME} references (as the README advises): its value is in the
+// environment. A config that did not come from Parse counts every secret it holds.
 func (c *Config) HasInlineSecrets() bool {
-	for _, s := range c.Secrets() {
-		if s != "" {
+	for _, f := range c.secretFields() {
+		if *f.secret != "" && !c.fromEnv[f.secret] {
 			return true
 		}
 	}
@@ -40,18 +42,38 @@ func (c *Config) SecretFiles() []string {
 // checks that they never reach a log.
 func (c *Config) Secrets() []string {
 	var out []string
-	for _, a := range c.Accounts {
-		cr := a.Credentials
-		out = append(out, cr.SecretAccessKey.Value())
+	for _, f := range c.secretFields() {
+		out = append(out, f.secret.Value())
+	}
+	return out
+}
+
+// secretField is a secret setting and its path in the file.
+type secretField struct {
+	path   []any
+	secret *Secret
+}
+
+func (c *Config) secretFields() []secretField {
+	var out []secretField
+	for name, a := range c.Accounts {
+		if a == nil {
+			continue
+		}
+		cr := &a.Credentials
+		at := func(p ...any) []any { return append([]any{"accounts", name, "credentials"}, p...) }
+		out = append(out, secretField{at("secret_access_key"), &cr.SecretAccessKey})
 		if cr.R2TempAPI != nil {
-			out = append(out, cr.R2TempAPI.APIToken.Value())
+			out = append(out, secretField{at("r2_temp_api", "api_token"), &cr.R2TempAPI.APIToken})
 		}
 		if cr.R2TempLocal != nil {
-			out = append(out, cr.R2TempLocal.ParentSecretAccessKey.Value())
+			out = append(out, secretField{at("r2_temp_local", "parent_secret_access_key"), &cr.R2TempLocal.ParentSecretAccessKey})
 		}
 	}
-	for _, cl := range c.Clients {
-		out = append(out, cl.SecretAccessKey.Value())
+	for i, cl := range c.Clients {
+		if cl != nil {
+			out = append(out, secretField{[]any{"clients", i, "secret_access_key"}, &cl.SecretAccessKey})
+		}
 	}
 	return out
 }

@@ -110,3 +110,28 @@ buckets: [{name: abc, account: a}]
 		t.Errorf("warnings for 0600 files: %s", buf.String())
 	}
 }
+
+// TestWarnReadableSecretsFromEnv: a config file whose secrets are all ${ENV} references
+// holds none, so other users reading it is no concern.
+func TestWarnReadableSecretsFromEnv(t *testing.T) {
+	t.Setenv("SIGNET_TEST_SECRET", "s3cr3t")
+	cfgPath := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(cfgPath, []byte(`accounts:
+  a: {endpoint: "http://h", credentials: {access_key_id: a, secret_access_key: "${SIGNET_TEST_SECRET}"}}
+buckets: [{name: abc, account: a}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfgPath, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	warnReadableSecrets(slog.New(slog.NewTextHandler(&buf, nil)), cfgPath, cfg)
+	if buf.Len() > 0 {
+		t.Errorf("warning for a config without inline secrets: %s", buf.String())
+	}
+}
