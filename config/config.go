@@ -202,6 +202,29 @@ func (b *Bucket) Permission() string {
 // IsGlob reports whether the route's name is a pattern.
 func (b *Bucket) IsGlob() bool { return isGlob(b.Name) }
 
+// BucketHosts returns the host names that address the exactly-named routes in
+// virtual-hosted style: bucket.suffix for each bucket whose name is not a glob and each of
+// VirtualHostSuffixes, in config order and without repeats. Local TLS mode issues a
+// certificate for each: the *.localhost certificate alone is refused by OpenSSL-based
+// clients and never covers a bucket name with dots. Glob routes have no names to list.
+func (c *Config) BucketHosts() []string {
+	var hosts []string
+	seen := map[string]bool{}
+	for _, b := range c.Buckets {
+		if b == nil || b.Name == "" || b.IsGlob() {
+			continue
+		}
+		for _, s := range c.VirtualHostSuffixes {
+			h := b.Name + "." + s
+			if !seen[h] {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	return hosts
+}
+
 // Client is an app's identity: local keys that are worthless outside signet, and what
 // they may reach.
 type Client struct {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -287,6 +288,55 @@ func TestCheckBucketName(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := CheckBucketName(tt.name); (err == nil) != tt.ok {
 				t.Errorf("CheckBucketName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestBucketHosts(t *testing.T) {
+	const accounts = `
+accounts:
+  a: {endpoint: http://127.0.0.1:7070, credentials: {access_key_id: k, secret_access_key: s}}
+`
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{
+			name: "default suffix",
+			yaml: "buckets:\n  - {name: demo, account: a}\n  - {name: my.photos, account: a}\n",
+			want: []string{"demo.localhost", "my.photos.localhost"},
+		},
+		{
+			name: "every suffix, in order",
+			yaml: "virtual_host_suffixes: [localhost, s3.example.test]\nbuckets:\n  - {name: demo, account: a}\n",
+			want: []string{"demo.localhost", "demo.s3.example.test"},
+		},
+		{
+			name: "globs have no host",
+			yaml: "buckets:\n  - {name: \"logs-*\", account: a}\n  - {name: \"b?t\", account: a}\n  - {name: \"[ab]cd\", account: a}\n  - {name: demo, account: a}\n",
+			want: []string{"demo.localhost"},
+		},
+		{
+			name: "a repeated suffix gives each host once",
+			yaml: "virtual_host_suffixes: [localhost, localhost]\nbuckets:\n  - {name: demo, account: a}\n",
+			want: []string{"demo.localhost"},
+		},
+		{
+			name: "no suffixes, no hosts",
+			yaml: "virtual_host_suffixes: []\nbuckets:\n  - {name: demo, account: a}\n",
+			want: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte(accounts+tt.yaml), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.BucketHosts(); !slices.Equal(got, tt.want) {
+				t.Errorf("BucketHosts() = %q; want %q", got, tt.want)
 			}
 		})
 	}

@@ -18,9 +18,10 @@
 //     http_challenge_listen by a server NewTLS starts; TLS-ALPN-01 is off unless
 //     [Options].TLSALPNPort is set (see below).
 //   - local: signet's own certificate authority, created once in Storage, issues
-//     short-lived (7 day) certificates for localhost, *.localhost, 127.0.0.1, ::1 and
-//     Domains; certmagic caches them and renews them before they expire. Clients trust the
-//     CA's certificate, printed by `signet ca-cert`.
+//     short-lived (7 day) certificates for localhost, *.localhost, 127.0.0.1, ::1, Domains
+//     and [Options].LocalNames (more with [TLS.AddNames]); certmagic caches them and
+//     renews them before they expire. Clients trust the CA's certificate, printed by
+//     `signet ca-cert`.
 //   - files: a certificate and key on disk, re-read when either changes.
 //
 // # One certmagic cache per TLS, no package state
@@ -44,10 +45,18 @@
 //
 // # Virtual-hosted style needs a certificate per bucket host
 //
-// `bucket.localhost` is covered by the *.localhost certificate in local mode. ACME can
-// issue wildcard certificates only through DNS-01, which signet does not do: in acme
-// mode list every bucket host in Domains (photos.s3.example.com, ...) or have clients
-// use path style (https://s3.example.com/photos/key).
+// In local mode Go's TLS client accepts the *.localhost certificate for any
+// bucket.localhost, but OpenSSL (curl, Python's ssl and so boto3 and the AWS CLI) refuses
+// a wildcard directly under a single-label name (`openssl verify` error 62, hostname
+// mismatch), and no wildcard covers a bucket name with dots. So signet serve passes the
+// bucket.<suffix> host of every exactly-named route as [Options].LocalNames, each gets a
+// certificate of its own (certmagic picks the exact name before a wildcard), and a reload
+// adds the hosts of new routes with [TLS.AddNames]. A bucket matched only by a glob route
+// has just *.localhost, which Go clients alone accept.
+//
+// ACME can issue wildcard certificates only through DNS-01, which signet does not do: in
+// acme mode list every bucket host in Domains (photos.s3.example.com, ...) or have
+// clients use path style (https://s3.example.com/photos/key).
 //
 // # Challenges and ports
 //

@@ -5,10 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -108,6 +112,33 @@ func getOK(t *testing.T, addr, serverName string, roots *x509.CertPool) (*x509.C
 		t.Fatalf("GET %s: no TLS connection state", req.URL)
 	}
 	return resp.TLS.PeerCertificates[0], nil
+}
+
+// curlGet fetches https://host:port/ from the server at addr (an IPv4 "ip:port") with
+// curl, whose TLS is OpenSSL's, trusting only the CA certificate caPEM; host resolves to
+// addr's IP through --resolve, so names under localhost need no DNS. It returns curl's
+// output, and an error that includes curl's message when the request fails.
+func curlGet(t *testing.T, addr, host string, caPEM []byte) (string, error) {
+	t.Helper()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("curl is needed: apt-get install curl")
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ip, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostport := net.JoinHostPort(host, port)
+	out, err := exec.CommandContext(t.Context(), curl, "-sS", "--fail", "--max-time", "30", "--noproxy", "*",
+		"--cacert", ca, "--resolve", hostport+":"+ip, "https://"+hostport+"/").CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("curl https://%s/: %w: %s", hostport, err, out)
+	}
+	return string(out), nil
 }
 
 // poolOf returns a pool holding only the PEM certificates given.

@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -41,19 +42,22 @@ const (
 	localCALockKey   = "local_ca_create"
 )
 
-// localNames are the names every local-mode certificate set covers, before tls.domains.
-func localNames(domains []string) []string {
+// localNames are the names local mode serves: localhost, *.localhost and the loopback
+// addresses, then each list's names not already there, in order.
+func localNames(lists ...[]string) []string {
 	names := []string{"localhost", "*.localhost", "127.0.0.1", "::1"}
-	for _, d := range domains {
-		if !slices.Contains(names, d) {
-			names = append(names, d)
+	for _, list := range lists {
+		for _, n := range list {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
 	return names
 }
 
 // newLocal loads or creates the local CA and has certmagic issue a leaf for each name.
-func newLocal(ctx context.Context, cfg config.TLS, logger *slog.Logger) (_ *TLS, err error) {
+func newLocal(ctx context.Context, cfg config.TLS, logger *slog.Logger, o Options) (_ *TLS, err error) {
 	storage, err := storageDir(cfg)
 	if err != nil {
 		return nil, err
@@ -62,15 +66,15 @@ func newLocal(ctx context.Context, cfg config.TLS, logger *slog.Logger) (_ *TLS,
 	if err != nil {
 		return nil, err
 	}
-	names := localNames(cfg.Domains)
-	t := &TLS{}
+	names := localNames(cfg.Domains, o.LocalNames)
+	t := &TLS{local: &localIssuer{ca: ca, names: names}}
 	t.magic, t.cache = newMagic(storage, "localhost", logger)
 	defer func() {
 		if err != nil {
 			t.Close()
 		}
 	}()
-	t.magic.Issuers = []certmagic.Issuer{&localIssuer{ca: ca, names: names}}
+	t.magic.Issuers = []certmagic.Issuer{t.local}
 	if err := t.manage(ctx, names); err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
 	}
@@ -226,11 +230,34 @@ func newCA() (*localCA, error) {
 // local CA, for the names local mode manages and no others.
 type localIssuer struct {
 	ca       *localCA
-	names    []string
 	lifetime time.Duration // of each leaf; 0 means localLeafLifetime (tests shorten it)
+
+	mu    sync.Mutex // Issue runs on certmagic's goroutines while AddNames adds names
+	names []string
 }
 
 var _ certmagic.Issuer = (*localIssuer)(nil)
+
+// allow adds names to those the issuer signs for.
+func (li *localIssuer) allow(names []string) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	for _, n := range names {
+		if !slices.Contains(li.names, n) {
+			li.names = append(li.names, n)
+		}
+	}
+}
+
+// serves reports whether the issuer signs for the DNS name or IP address name.
+func (li *localIssuer) serves(name string) bool {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	if ip := net.ParseIP(name); ip != nil {
+		return slices.ContainsFunc(li.names, func(n string) bool { return net.ParseIP(n).Equal(ip) })
+	}
+	return slices.Contains(li.names, name)
+}
 
 // Issue signs a leaf valid for 7 days (localLeafLifetime) with the CSR's key and names.
 func (li *localIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
@@ -238,12 +265,12 @@ func (li *localIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) 
 		return nil, fmt.Errorf("local ca: csr signature: %w", err)
 	}
 	for _, name := range csr.DNSNames {
-		if !slices.Contains(li.names, name) {
+		if !li.serves(name) {
 			return nil, fmt.Errorf("local ca: %s is not a name local mode serves", name)
 		}
 	}
 	for _, ip := range csr.IPAddresses {
-		if !slices.ContainsFunc(li.names, func(n string) bool { return net.ParseIP(n).Equal(ip) }) {
+		if !li.serves(ip.String()) {
 			return nil, fmt.Errorf("local ca: %s is not an address local mode serves", ip)
 		}
 	}

@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io/fs"
 	"net"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,7 +24,9 @@ import (
 func TestLocal(t *testing.T) {
 	storage := filepath.Join(t.TempDir(), "signet") // created by NewTLS
 	cfg := config.TLS{Mode: config.TLSLocal, Domains: []string{"signet.test"}, Storage: storage}
-	tt, err := NewTLS(t.Context(), cfg, testLogger(t))
+	tt, err := NewTLS(t.Context(), cfg, testLogger(t), func(o *Options) {
+		o.LocalNames = []string{"demo.localhost", "my.photos.localhost"}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +57,9 @@ func TestLocal(t *testing.T) {
 		{name: "127.0.0.1 without SNI", wantIP: "127.0.0.1"},
 		{name: "::1 without SNI", ipv6: true, wantIP: "::1"},
 		{name: "localhost", serverName: "localhost", wantDNS: "localhost"},
-		{name: "bucket.localhost (virtual-hosted style)", serverName: "bucket.localhost", wantDNS: "*.localhost"},
+		{name: "a bucket host (LocalNames)", serverName: "demo.localhost", wantDNS: "demo.localhost"},
+		{name: "a bucket host with dots (LocalNames)", serverName: "my.photos.localhost", wantDNS: "my.photos.localhost"},
+		{name: "another bucket under localhost", serverName: "bucket.localhost", wantDNS: "*.localhost"},
 		{name: "configured domain", serverName: "signet.test", wantDNS: "signet.test"},
 		{name: "a name not configured", serverName: "example.com", wantErr: true},
 	}
@@ -127,6 +134,91 @@ func TestLocal(t *testing.T) {
 			t.Errorf("the restarted TLS serves leaf %x; want the stored leaf %x", after.SerialNumber, before.SerialNumber)
 		}
 	})
+}
+
+// TestLocalOpenSSLClient: curl, whose TLS is OpenSSL's like Python's and the AWS CLI's,
+// accepts local mode's certificates for localhost, the loopback address and the bucket
+// hosts in LocalNames. OpenSSL refuses *.localhost (a wildcard directly under a
+// single-label name) for other names, which is why bucket hosts get certificates of
+// their own.
+func TestLocalOpenSSLClient(t *testing.T) {
+	cfg := config.TLS{Mode: config.TLSLocal, Storage: t.TempDir()}
+	tt, err := NewTLS(t.Context(), cfg, testLogger(t), func(o *Options) { o.LocalNames = []string{"demo.localhost"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tt.Close() })
+	caPEM, err := CACertificatePEM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveHTTPS(t, "127.0.0.1:0", tt.Config(), nil)
+	tests := []struct {
+		name     string
+		host     string
+		wantExit int // curl's exit status; 60 is a certificate it does not accept
+	}{
+		{name: "localhost", host: "localhost"},
+		{name: "IP address", host: "127.0.0.1"},
+		{name: "bucket host", host: "demo.localhost"},
+		{name: "name covered only by *.localhost", host: "other.localhost", wantExit: 60},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := curlGet(t, addr, tc.host, caPEM)
+			if tc.wantExit != 0 {
+				if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != tc.wantExit {
+					t.Fatalf("%v; want curl to exit with %d", err, tc.wantExit)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != "ok" {
+				t.Fatalf("curl https://%s/: %q; want \"ok\"", tc.host, out)
+			}
+		})
+	}
+}
+
+// TestLocalAddNames: names added after start (a reload routing a new bucket) get
+// certificates that OpenSSL clients accept, at once.
+func TestLocalAddNames(t *testing.T) {
+	cfg := config.TLS{Mode: config.TLSLocal, Storage: t.TempDir()}
+	tt, err := NewTLS(t.Context(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tt.Close() })
+	caPEM, err := CACertificatePEM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveHTTPS(t, "127.0.0.1:0", tt.Config(), nil)
+	if _, err := curlGet(t, addr, "beta.localhost", caPEM); err == nil {
+		t.Fatal("curl accepted beta.localhost before AddNames: the test proves nothing")
+	}
+	for range 2 { // adding a name twice is harmless
+		if err := tt.AddNames(t.Context(), []string{"beta.localhost", "localhost"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := curlGet(t, addr, "beta.localhost", caPEM); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := getOK(t, addr, "beta.localhost", poolOf(t, caPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(leaf.DNSNames, []string{"beta.localhost"}) {
+		t.Errorf("DNS SANs = %v; want [beta.localhost]", leaf.DNSNames)
+	}
+
+	var off *TLS // TLS off
+	if err := off.AddNames(t.Context(), []string{"beta.localhost"}); err != nil {
+		t.Errorf("AddNames with TLS off: %v", err)
+	}
 }
 
 func TestLocalCACertificateFirst(t *testing.T) {

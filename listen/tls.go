@@ -30,6 +30,15 @@ type Options struct {
 	// only HTTP-01. Default: `0`.
 	TLSALPNPort int
 
+	// LocalNames are more names local mode issues certificates for, after localhost,
+	// *.localhost, 127.0.0.1, ::1 and tls.domains: signet serve passes bucket.<suffix> for
+	// every exactly-named route (config.Config.BucketHosts). *.localhost alone is not
+	// enough: OpenSSL, and so curl, Python and the AWS CLI, refuses a wildcard directly
+	// under a single-label name, so only Go's client accepts it for bucket.localhost; and
+	// a wildcard never covers a bucket name with dots. Other modes ignore it.
+	// Default: none.
+	LocalNames []string
+
 	// acmeIssuer, when set, edits the ACME issuer's template before it is built
 	// (tests: to leave TLS-ALPN-01 as the only challenge).
 	acmeIssuer func(*certmagic.ACMEIssuer)
@@ -45,6 +54,7 @@ type TLS struct {
 	magic *certmagic.Config // acme and local
 	cache *certmagic.Cache  // acme and local
 
+	local     *localIssuer     // local
 	challenge *challengeServer // acme
 	files     *filePair        // files
 
@@ -73,7 +83,7 @@ func NewTLS(ctx context.Context, cfg config.TLS, logger *slog.Logger, optFns ...
 	case config.TLSACME:
 		return newACME(ctx, cfg, logger, o)
 	case config.TLSLocal:
-		return newLocal(ctx, cfg, logger)
+		return newLocal(ctx, cfg, logger, o)
 	case config.TLSFiles:
 		f, err := newFilePair(cfg.CertFile, cfg.KeyFile, logger, o.OnReload)
 		if err != nil {
@@ -93,6 +103,23 @@ func (t *TLS) Config() *tls.Config {
 		return nil
 	}
 	return t.config
+}
+
+// AddNames has local mode issue certificates for names too (obtaining them before it
+// returns, then renewing them like the others), so that a reload that routes a new
+// bucket can serve its bucket.<suffix> host; names already served are left as they are.
+// Names are never removed: a name dropped from the config keeps its certificate until
+// a restart. In the other modes, and for a nil t, AddNames does nothing: acme obtains
+// certificates for tls.domains at start only, and files serves what the files hold.
+func (t *TLS) AddNames(ctx context.Context, names []string) error {
+	if t == nil || t.local == nil {
+		return nil
+	}
+	t.local.allow(names)
+	if err := t.manage(ctx, names); err != nil {
+		return fmt.Errorf("local ca: %w", err)
+	}
+	return nil
 }
 
 // Close stops the background work and waits for it: certmagic's certificate maintenance

@@ -38,7 +38,7 @@ Usage:
   signet serve [--config FILE] [--listen ADDR] [--log-format text|json]
   signet check [--config FILE] [--timeout 30s]
   signet healthcheck [--addr 127.0.0.1:9001]
-  signet ca-cert [--config FILE]      print the local CA certificate (tls mode local)
+  signet ca-cert --config FILE        print the local CA certificate (tls mode local)
   signet version
 
 With no --config, serve reads R2_ACCOUNT_ID, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY

@@ -73,6 +73,7 @@ type server struct {
 	logger     *slog.Logger
 	metrics    *proxy.Metrics
 	handler    *proxy.Handler
+	tls        *listen.TLS // nil when tls.mode is off
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
@@ -101,12 +102,14 @@ func (s *server) run(ctx context.Context) error {
 	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics, MaxConcurrent: s.cfg.MaxConcurrentRequests})
 	defer func() { s.handler.Table().Close() }()
 
-	tlsc, err := listen.NewTLS(ctx, s.cfg.TLS, s.logger)
+	s.tls, err = listen.NewTLS(ctx, s.cfg.TLS, s.logger, func(o *listen.Options) {
+		o.LocalNames = s.cfg.BucketHosts()
+	})
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	defer tlsc.Close()
-	ln, err := listen.Listen(ctx, s.listenAddr(), tlsc.Config())
+	defer s.tls.Close()
+	ln, err := listen.Listen(ctx, s.listenAddr(), s.tls.Config())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -133,7 +136,7 @@ func (s *server) run(ctx context.Context) error {
 		slog.Int("routes", len(s.cfg.Buckets)), slog.String("version", buildVersion()))
 
 	if s.path != "" {
-		g.Go(func() error { return config.Watch(gctx, s.path, s.reload) })
+		g.Go(func() error { return config.Watch(gctx, s.path, func() { s.reload(gctx) }) })
 		g.Go(func() error {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -143,7 +146,7 @@ func (s *server) run(ctx context.Context) error {
 				case <-gctx.Done():
 					return nil
 				case <-hup:
-					s.reload()
+					s.reload(gctx)
 				}
 			}
 		})
@@ -198,7 +201,9 @@ func serveUntilShutdown(srv *http.Server, ln net.Listener, name string) error {
 // reload loads the config file again and, if it is valid, swaps in its routes: requests
 // in flight finish on the old table, and accounts whose settings did not change keep their
 // credentials. An invalid file is logged with every error and the old config keeps serving.
-func (s *server) reload() {
+// In tls mode local, the hosts of newly routed buckets get certificates before the new
+// routes are swapped in; ctx bounds that.
+func (s *server) reload(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next, err := config.Load(s.path)
@@ -211,6 +216,7 @@ func (s *server) reload() {
 			if restartOnly(s.cfg, next) {
 				s.logger.Warn("config reload: listen, admin_listen, tls, shutdown_timeout, max_concurrent_requests and log take effect only after a restart; the routes, accounts and clients were applied")
 			}
+			s.addTLSNames(ctx, next) // before the swap, so new routes go live with their certificates
 			old := s.handler.Swap(table)
 			old.Retire(table)
 			next.Listen, next.AdminListen, next.TLS, next.ShutdownTimeout, next.Log = s.cfg.Listen, s.cfg.AdminListen, s.cfg.TLS, s.cfg.ShutdownTimeout, s.cfg.Log
@@ -224,6 +230,21 @@ func (s *server) reload() {
 	s.metrics.Reloaded(err)
 	s.logger.Error("config reload rejected; the previous config keeps serving", slog.String("config", s.path), slog.String("errors", err.Error()))
 }
+
+// addTLSNames has tls mode local issue certificates for the bucket hosts next routes and
+// the running listener does not serve yet. A failure is logged: those hosts keep only
+// *.localhost, which Go clients accept, until the next reload or restart.
+func (s *server) addTLSNames(ctx context.Context, next *config.Config) {
+	ctx, cancel := context.WithTimeout(ctx, tlsNamesTimeout)
+	defer cancel()
+	if err := s.tls.AddNames(ctx, next.BucketHosts()); err != nil {
+		s.logger.Error("config reload: certificates for new bucket hosts", slog.Any("error", err))
+	}
+}
+
+// tlsNamesTimeout bounds issuing certificates for new bucket hosts on a reload, which holds
+// up later reloads. Local issuance takes milliseconds; the wait is for storage's lock.
+const tlsNamesTimeout = time.Minute
 
 // restartOnly reports whether next changes settings a running server cannot take on.
 func restartOnly(cur, next *config.Config) bool {
