@@ -16,9 +16,8 @@ const readyTimeout = 5 * time.Second
 
 // Admin returns the admin listener's handler: /healthz (the process is up), /readyz (every
 // exactly named route has valid credentials and signet is not draining; the body says what
-// is not ready), /metrics
-// (Prometheus, from gatherer; nil leaves it out) and POST /_signet/presign (presigned URLs
-// on the upstream; see Presign). Keep it on loopback: it hands out access.
+// is not ready) and /metrics (Prometheus, from gatherer; nil leaves it out). It hands out
+// no access, so probes and scrapers may reach it from the network.
 func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +37,6 @@ func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("POST /_signet/presign", h.servePresign)
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}

@@ -221,14 +221,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(lw, r, err, st.id)
 		return
 	}
-	if st.req.bucket == "" {
-		h.listBuckets(lw, r, t, st)
-		return
-	}
 	if v := st.verified; v != nil && v.BodyCheck != nil && st.body != nil {
 		// r.Body, not st.body: a scope check may have read a DeleteObjects body and put
 		// it back.
 		r.Body = decodedBody{v.BodyCheck(r.Body), r.Body}
+	}
+	if st.req.endpoint == presignPath {
+		h.servePresign(lw, r, st)
+		return
+	}
+	if st.req.bucket == "" {
+		h.listBuckets(lw, r, t, st)
+		return
 	}
 	if st.chunked != nil {
 		if v := st.verified; v != nil && v.ChunkVerifier != nil {
@@ -271,6 +275,12 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
 		}
 		st.query = q
+	}
+	if req.endpoint != "" {
+		if r.Method != http.MethodPost {
+			return &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "only POST is allowed on " + req.endpoint}
+		}
+		return nil // the endpoint authorizes what it is asked for
 	}
 	if st.client != nil && req.bucket != "" {
 		if err := st.client.authorize(r, req, st.query); err != nil {

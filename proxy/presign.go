@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,11 @@ const (
 	maxPresignExpiry     = 7 * 24 * time.Hour
 	maxPresignBody       = 64 << 10
 )
+
+// presignPath is the S3 listener's presign endpoint. It is served there, not on the admin
+// listener, so that it reaches no further than the listener does: with client identities,
+// only signed requests, each for what its client may do itself.
+const presignPath = "/_signet/presign"
 
 // PresignRequest asks for a presigned URL on the upstream: POST /_signet/presign.
 type PresignRequest struct {
@@ -129,18 +135,40 @@ func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignRespon
 	return PresignResponse{URL: u, Method: method, ExpiresAt: now.Add(expires).UTC().Truncate(time.Second)}, nil
 }
 
-// servePresign is POST /_signet/presign: JSON in, JSON out; errors as S3 XML.
-func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) {
+// servePresign is POST /_signet/presign on the S3 listener, after ServeHTTP authenticated
+// the client, if there are clients: JSON in, JSON out; errors as S3 XML.
+func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, st *state) {
+	fail := func(err *s3Error) {
+		st.err = err
+		writeError(w, r, err, st.id)
+	}
 	var pr PresignRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxPresignBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&pr); err != nil {
-		writeError(w, r, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the body must be JSON {bucket, key, method, expires}: " + err.Error()}, h.newID())
+	err := dec.Decode(&pr)
+	if err == nil {
+		// A signed body's hash is checked at its end: read the rest (it is small).
+		_, err = io.Copy(io.Discard, io.LimitReader(r.Body, maxPresignBody))
+	}
+	if be, ok := errors.AsType[*signer.BodyError](err); ok {
+		fail(&s3Error{status: be.Status, code: be.Code, msg: be.Message})
 		return
+	}
+	if err != nil {
+		fail(&s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the body must be JSON {bucket, key, method, expires}: " + err.Error()})
+		return
+	}
+	st.req.bucket, st.req.key = pr.Bucket, pr.Key // for the request log
+	if st.client != nil {
+		method := strings.ToUpper(cmp.Or(pr.Method, http.MethodGet))
+		if err := st.client.authorize(&http.Request{Method: method}, s3Request{bucket: pr.Bucket, key: pr.Key}, nil); err != nil {
+			fail(err)
+			return
+		}
 	}
 	res, serr := h.Presign(r.Context(), pr)
 	if serr != nil {
-		writeError(w, r, serr, h.newID())
+		fail(serr)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -2,6 +2,8 @@ package proxy_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,13 +14,27 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/signet-proxy/signet/proxy"
 )
 
-func presign(t *testing.T, admin, body string) (int, proxy.PresignResponse, s3ErrorBody) {
+// presign asks signet at endpoint for a presigned URL, unsigned.
+func presign(t *testing.T, endpoint, body string) (int, proxy.PresignResponse, s3ErrorBody) {
 	t.Helper()
-	resp, err := http.Post(admin+"/_signet/presign", "application/json", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, endpoint+"/_signet/presign", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return presignDo(t, req)
+}
+
+func presignDo(t *testing.T, req *http.Request) (int, proxy.PresignResponse, s3ErrorBody) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +66,10 @@ buckets:
   - {name: frozen, account: gw, upstream_bucket: alpha, access: read-only}
   - {name: scoped, account: gw, upstream_bucket: alpha, prefixes: [public/]}
 `, e.gw.Endpoint, e.gw.AccessKey, e.gw.SecretKey))
-	admin := httptest.NewServer(h.Admin(nil))
-	t.Cleanup(admin.Close)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
 
-	code, put, _ := presign(t, admin.URL, `{"bucket": "alpha", "key": "from curl/a+b.txt", "method": "PUT", "expires": 300}`)
+	code, put, _ := presign(t, srv.URL, `{"bucket": "alpha", "key": "from curl/a+b.txt", "method": "PUT", "expires": 300}`)
 	if code != 200 || !strings.HasPrefix(put.URL, e.gw.Endpoint+"/alpha/from%20curl/a%2Bb.txt?") || put.Method != "PUT" {
 		t.Fatalf("presign PUT: %d %+v", code, put)
 	}
@@ -64,7 +80,7 @@ buckets:
 	if out, err := exec.Command(curl, "-fsS", "-T", file, put.URL).CombinedOutput(); err != nil {
 		t.Fatalf("curl PUT to the backend: %v %s", err, out)
 	}
-	_, getURL, _ := presign(t, admin.URL, `{"bucket": "alpha", "key": "from curl/a+b.txt"}`)
+	_, getURL, _ := presign(t, srv.URL, `{"bucket": "alpha", "key": "from curl/a+b.txt"}`)
 	out, err := exec.Command(curl, "-fsS", getURL.URL).Output()
 	if err != nil || string(out) != "uploaded by curl" {
 		t.Fatalf("curl GET from the backend: %q %v", out, err)
@@ -84,14 +100,25 @@ buckets:
 		{"odd method", `{"bucket": "alpha", "key": "k", "method": "POST"}`, 400, "InvalidArgument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, e := presign(t, admin.URL, tc.body)
+			code, _, e := presign(t, srv.URL, tc.body)
 			if code != tc.status || e.Code != tc.code {
 				t.Errorf("%d %+v", code, e)
 			}
 		})
 	}
-	if _, ok, _ := presign(t, admin.URL, `{"bucket": "scoped", "key": "public/k"}`); ok.URL == "" {
+	if _, ok, _ := presign(t, srv.URL, `{"bucket": "scoped", "key": "public/k"}`); ok.URL == "" {
 		t.Error("a key inside the prefixes was refused")
+	}
+	// The admin listener, which probes and scrapers reach, hands out nothing.
+	admin := httptest.NewServer(h.Admin(nil))
+	t.Cleanup(admin.Close)
+	resp, err := http.Post(admin.URL+"/_signet/presign", "application/json", strings.NewReader(`{"bucket": "alpha", "key": "k"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the admin listener answered a presign with %d", resp.StatusCode)
 	}
 }
 
@@ -101,9 +128,9 @@ func TestPresignMintsPerObject(t *testing.T) {
 	e := newR2Env(t, nil, apiCreds, r2Routes)
 	put(t, e.s3, "photos", "cat.jpg", []byte("meow"))
 	h := proxy.New(mustSetup(t, e.cfg, nil), proxy.Options{})
-	admin := httptest.NewServer(h.Admin(nil))
-	t.Cleanup(admin.Close)
-	code, pr, er := presign(t, admin.URL, `{"bucket": "photos", "key": "cat.jpg", "expires": 120}`)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	code, pr, er := presign(t, srv.URL, `{"bucket": "photos", "key": "cat.jpg", "expires": 120}`)
 	if code != 200 {
 		t.Fatalf("%d %+v", code, er)
 	}
@@ -124,5 +151,57 @@ func TestPresignMintsPerObject(t *testing.T) {
 	}
 	if !strings.Contains(pr.URL, "X-Amz-Security-Token=") {
 		t.Error("the URL carries no session token")
+	}
+}
+
+// TestPresignWithClientIdentities: with clients, the presign endpoint answers only requests
+// signed by a client, and presigns only what that client may do itself.
+func TestPresignWithClientIdentities(t *testing.T) {
+	_, srv := clientsEnv(t)
+	signed := func(id, secret, body, signedBody string) *http.Request {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/_signet/presign", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(signedBody))
+		hash := hex.EncodeToString(sum[:])
+		req.Header.Set("X-Amz-Content-Sha256", hash)
+		err = v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, req, hash, "s3", "us-east-1", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	const webGet = `{"bucket": "photos", "key": "a.jpg"}`
+	for _, tc := range []struct {
+		name   string
+		req    *http.Request
+		status int
+		code   string
+	}{
+		{"a client's own read", signed("web-local", "web-local-secret", webGet, webGet), 200, ""},
+		{"a client's own write", signed("batch-local", "batch-local-secret", `{"bucket": "logs-1", "key": "x", "method": "PUT"}`, `{"bucket": "logs-1", "key": "x", "method": "PUT"}`), 200, ""},
+		{"unsigned", func() *http.Request {
+			r, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/_signet/presign", strings.NewReader(webGet))
+			return r
+		}(), 403, "AccessDenied"},
+		{"wrong secret", signed("web-local", "not-the-secret", webGet, webGet), 403, "SignatureDoesNotMatch"},
+		{"body other than signed", signed("web-local", "web-local-secret", `{"bucket": "photos", "key": "b.jpg"}`, webGet), 400, "XAmzContentSHA256Mismatch"},
+		{"write by a read-only client", signed("web-local", "web-local-secret", `{"bucket": "photos", "key": "a.jpg", "method": "PUT"}`, `{"bucket": "photos", "key": "a.jpg", "method": "PUT"}`), 403, "AccessDenied"},
+		{"a bucket the client may not use", signed("web-local", "web-local-secret", `{"bucket": "private", "key": "a"}`, `{"bucket": "private", "key": "a"}`), 403, "AccessDenied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, res, e := presignDo(t, tc.req)
+			if code != tc.status || e.Code != tc.code || (code == 200) != (res.URL != "") {
+				t.Errorf("got %d %+v %q, want %d %s", code, e, res.URL, tc.status, tc.code)
+			}
+		})
+	}
+
+	// As the README shows it, with curl's own SigV4 signing.
+	out, err := exec.Command("curl", "-sS", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "web-local:web-local-secret",
+		"-H", "Content-Type: application/json", "-H", "X-Amz-Content-Sha256: UNSIGNED-PAYLOAD", "--data-binary", webGet, srv.URL+"/_signet/presign").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"url":`) {
+		t.Errorf("curl --aws-sigv4: %v %s", err, out)
 	}
 }

@@ -13,6 +13,9 @@ import (
 type s3Request struct {
 	bucket string // "" for service-level requests (ListBuckets)
 	key    string // decoded object key; "" for bucket-level requests
+	// endpoint is signet's own endpoint the request is for (presignPath), or "". Its path
+	// can never be S3's: "_signet" is no valid bucket name.
+	endpoint string
 }
 
 // maxKeyLen is S3's limit on object key length, in bytes of UTF-8.
@@ -31,6 +34,9 @@ func parseRequest(r *http.Request, suffixes []string) (s3Request, *s3Error) {
 		return s3Request{}, err
 	}
 	var req s3Request
+	if bucket == "" && r.URL.Path == presignPath {
+		return s3Request{endpoint: presignPath}, nil
+	}
 	if bucket != "" {
 		req = s3Request{bucket: bucket, key: r.URL.Path[1:]}
 	} else {
