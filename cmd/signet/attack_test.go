@@ -118,7 +118,7 @@ buckets:
 			raw: "GET /alpha/k HTTP/1.1\r\nHost: " + strings.Replace(elsewhereHost, "127.0.0.1", "alpha.evil.example", 1) + "\r\n\r\n"},
 		{name: "absolute-form request line", status: 400,
 			raw: "GET " + elsewhere.URL + "/alpha/k HTTP/1.1\r\nHost: localhost\r\n\r\n"},
-		{name: "CONNECT", status: 400,
+		{name: "CONNECT", status: 405, // refused as no S3 method, before anything else
 			raw: "CONNECT " + elsewhereHost + " HTTP/1.1\r\nHost: " + elsewhereHost + "\r\n\r\n"},
 		{name: "oversized headers", status: 431,
 			raw: "GET /alpha/k HTTP/1.1\r\nHost: localhost\r\nX-Big: " + strings.Repeat("a", 128<<10) + "\r\n\r\n"},
