@@ -601,6 +601,9 @@ type logWriter struct {
 func (w *logWriter) WriteHeader(code int) {
 	if code >= 200 && w.status == 0 {
 		w.status = code
+		// ReverseProxy copied the upstream's headers with Header.Add, which canonicalizes
+		// the lowercase x-amz-meta-* names S3 sends.
+		signer.LowercaseMeta(w.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

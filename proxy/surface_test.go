@@ -2,7 +2,9 @@ package proxy_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,6 +64,25 @@ func TestS3Surface(t *testing.T) {
 		resp, b = raw(t, "GET", "/alpha/v2?AWSAccessKeyId=oldkey&Expires=2000000000&Signature=c2ln%2B", nil, nil)
 		if resp.StatusCode != 200 || string(b) != "v2 body" {
 			t.Errorf("SigV2 query GET: %d %q", resp.StatusCode, b)
+		}
+	})
+
+	t.Run("user metadata names come back lowercase", func(t *testing.T) {
+		// boto3 and the aws CLI take metadata keys from the header names as sent: a
+		// capitalised X-Amz-Meta-Sha256 would turn key "sha256" into "Sha256".
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("alpha"), Key: aws.String("meta"),
+			Body: strings.NewReader("m"), Metadata: map[string]string{"sha256": "abc"}}); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.Dial("tcp", e.signet.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "HEAD /alpha/meta HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		head, _ := io.ReadAll(conn) // Go's client would canonicalize the names: read them raw
+		if !bytes.Contains(head, []byte("\r\nx-amz-meta-sha256: abc\r\n")) {
+			t.Errorf("response headers:\n%s", head)
 		}
 	})
 

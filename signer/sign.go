@@ -99,6 +99,20 @@ func Strip(h http.Header, query url.Values) (queryChanged bool) {
 	for _, k := range authHeaders {
 		delete(h, k)
 	}
+	LowercaseMeta(h)
+	for _, p := range authParams {
+		if _, ok := query[p]; ok {
+			delete(query, p)
+			queryChanged = true
+		}
+	}
+	return queryChanged
+}
+
+// LowercaseMeta renames h's x-amz-meta-* headers to lowercase, the spelling S3 stores and
+// returns. Go canonicalizes header names (X-Amz-Meta-Sha256), and SDKs such as boto3 take
+// user metadata keys from the names as sent, case and all.
+func LowercaseMeta(h http.Header) {
 	for k, v := range h {
 		if len(k) > len("X-Amz-Meta-") && strings.EqualFold(k[:len("X-Amz-Meta-")], "X-Amz-Meta-") {
 			if lk := strings.ToLower(k); lk != k {
@@ -107,13 +121,6 @@ func Strip(h http.Header, query url.Values) (queryChanged bool) {
 			}
 		}
 	}
-	for _, p := range authParams {
-		if _, ok := query[p]; ok {
-			delete(query, p)
-			queryChanged = true
-		}
-	}
-	return queryChanged
 }
 
 // EscapePath percent-encodes p with AWS's rule: every byte except A-Z a-z 0-9 - _ . ~ and /.
