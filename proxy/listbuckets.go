@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/signet-proxy/signet/creds"
@@ -120,7 +119,7 @@ func (h *Handler) upstreamBuckets(ctx context.Context, up *Upstream) ([]listedBu
 		return nil, fmt.Errorf("reading: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body[:min(len(body), 512)])))
+		return nil, upstreamError(resp.Status, body)
 	}
 	var res listBucketsResult
 	if err := xml.Unmarshal(body, &res); err != nil {

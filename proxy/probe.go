@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"time"
 )
 
@@ -73,17 +75,47 @@ func (h *Handler) Probe(ctx context.Context, bucket string) ProbeResult {
 	}
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorPeek))
-		code, msg := "", ""
-		if m := errorCodeRE.FindSubmatch(body); m != nil {
-			code = string(m[1])
-		}
-		if m := errorMessageRE.FindSubmatch(body); m != nil {
-			msg = ": " + string(m[1])
-		}
-		res.Err = fmt.Errorf("%s %s%s", resp.Status, code, msg)
+		res.Err = upstreamError(resp.Status, body)
 	}
 	return res
 }
+
+// upstreamError describes an upstream's S3 error answer by its status, code and message
+// only: the rest of the body may echo a signature or the string signed.
+func upstreamError(status string, body []byte) error {
+	code, msg := "", ""
+	if m := errorCodeRE.FindSubmatch(body); m != nil {
+		code = string(m[1])
+	}
+	if m := errorMessageRE.FindSubmatch(body); m != nil {
+		msg = ": " + string(m[1])
+	}
+	return fmt.Errorf("%s %s%s", status, code, msg)
+}
+
+// ProbeGlob checks a glob route by asking its upstream for the account's buckets
+// (ListBuckets, signed as signet's own ListBuckets is). It reports how many of them the
+// glob matches, or why the upstream refused; credentials minted per bucket cannot list,
+// so for them it reports ErrNoProbe.
+func (h *Handler) ProbeGlob(ctx context.Context, r *Route) (matched int, err error) {
+	if r.Upstream.BucketScoped {
+		return 0, ErrNoProbe
+	}
+	buckets, err := h.upstreamBuckets(ctx, r.Upstream)
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range buckets {
+		if ok, _ := path.Match(r.Pattern, b.Name); ok {
+			matched++
+		}
+	}
+	return matched, nil
+}
+
+// ErrNoProbe: a glob route whose credentials are minted per bucket names no bucket to
+// mint for, and its credentials cannot list buckets.
+var ErrNoProbe = errors.New("credentials are minted per bucket, and a glob names no bucket to mint for")
 
 // Routes lists the routes in config order.
 func (t *Table) Routes() []*Route { return t.routes }

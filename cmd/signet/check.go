@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,15 +48,29 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pattern, up.Account, up.Jurisdiction, up.URL, up.Source, expires, result)
 		}
 		if r.IsGlob() {
-			row("-", "skipped: a glob names no bucket to probe")
+			pctx, cancel := context.WithTimeout(ctx, *timeout)
+			n, err := h.ProbeGlob(pctx, r)
+			cancel()
+			switch {
+			case errors.Is(err, proxy.ErrNoProbe):
+				row("-", "skipped: "+err.Error())
+			case err != nil:
+				failed++
+				row("-", "FAIL: list buckets: "+err.Error())
+			default:
+				row("-", fmt.Sprintf("ok: the upstream lists %d matching bucket(s)", n))
+			}
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, *timeout)
 		res := h.Probe(pctx, r.Pattern)
 		cancel()
 		expires := "never"
-		if !res.Expires.IsZero() {
+		switch {
+		case !res.Expires.IsZero():
 			expires = res.Expires.UTC().Format(time.RFC3339)
+		case res.Source == "": // no credentials came
+			expires = "-"
 		}
 		if res.Err != nil {
 			failed++

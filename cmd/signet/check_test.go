@@ -17,8 +17,10 @@ import (
 // wrong secret, and one whose bucket does not exist.
 func TestCheck(t *testing.T) {
 	gw := testenv.StartVersityGW(t)
-	if err := os.Mkdir(filepath.Join(gw.DataDir, "present"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, b := range []string{"present", "logs-1"} {
+		if err := os.Mkdir(filepath.Join(gw.DataDir, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	const wrongSecret = "definitely-the-wrong-secret"
 	cfg := writeConfig(t, fmt.Sprintf(`
@@ -30,13 +32,14 @@ buckets:
   - {name: forged, account: bad, upstream_bucket: present}
   - {name: absent, account: good}
   - {name: "logs-*", account: good}
+  - {name: "forged-*", account: bad}
 `, gw.Endpoint, gw.AccessKey, gw.SecretKey, wrongSecret))
 
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"check", "--config", cfg}, &stdout, &stderr)
 	out := stdout.String()
 	t.Log("\n" + out + stderr.String())
-	if err == nil || !strings.Contains(err.Error(), "2 of 4 routes failed") {
+	if err == nil || !strings.Contains(err.Error(), "3 of 5 routes failed") {
 		t.Errorf("err = %v", err)
 	}
 	for _, want := range []*regexp.Regexp{
@@ -44,7 +47,9 @@ buckets:
 		regexp.MustCompile(`(?m)^present\s+good\s+default\s+http://127\.0\.0\.1:\d+\s+static\s+never\s+ok$`),
 		regexp.MustCompile(`(?m)^forged\s+bad\s+.*FAIL: 403 Forbidden SignatureDoesNotMatch`),
 		regexp.MustCompile(`(?m)^absent\s+good\s+.*FAIL: 404 Not Found NoSuchBucket`),
-		regexp.MustCompile(`(?m)^logs-\*\s+good\s+.*skipped`),
+		// A glob is checked by listing the account's buckets.
+		regexp.MustCompile(`(?m)^logs-\*\s+good\s+.*ok: the upstream lists 1 matching bucket`),
+		regexp.MustCompile(`(?m)^forged-\*\s+bad\s+.*FAIL: list buckets: 403 Forbidden.*SignatureDoesNotMatch`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("output does not match %s", want)
