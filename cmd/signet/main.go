@@ -24,13 +24,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "signet:", err)
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp): // -h asked for the usage, which was printed
+	case errors.Is(err, errNoCommand):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "signet:", err)
 		os.Exit(1)
 	}
 }
+
+// errNoCommand: signet was run without a command; the usage was printed.
+var errNoCommand = errors.New("no command")
 
 const usage = `signet: a SigV4 re-signing sidecar for S3-compatible storage
 
@@ -48,7 +53,7 @@ With no --config, serve reads R2_ACCOUNT_ID, R2_ACCESS_KEY_ID and R2_SECRET_ACCE
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		return errNoCommand
 	}
 	switch args[0] {
 	case "serve":
