@@ -77,10 +77,11 @@ func New(t *Table, opts Options) *Handler {
 	}
 	h.table.Store(t)
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    signingTransport{h},
-		ErrorHandler: h.errorHandler,
-		BufferPool:   &h.pool,
+		Rewrite:        h.rewrite,
+		ModifyResponse: h.modifyResponse,
+		Transport:      signingTransport{h},
+		ErrorHandler:   h.errorHandler,
+		BufferPool:     &h.pool,
 		// Log through slog, not the standard logger; ReverseProxy logs copy errors here.
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
@@ -538,6 +539,27 @@ var (
 type peekedBody struct {
 	io.Reader
 	io.Closer
+}
+
+// modifyResponse runs on each upstream response before it is copied to the client.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	if st := stateFrom(resp.Request.Context()); st != nil && st.route != nil && st.route.Rename != "" && namesBucket(resp, st) {
+		renameResponse(resp, st.upBucket, st.req.bucket)
+	}
+	return nil
+}
+
+// namesBucket reports whether resp is an S3 answer that may name the bucket: an error, a
+// bucket-level answer (listings), or a multipart upload's. Never an object's own bytes,
+// which may well be XML.
+func namesBucket(resp *http.Response, st *state) bool {
+	switch {
+	case resp.StatusCode >= 300, st.req.key == "":
+		return true
+	case resp.Request.Method == http.MethodPost, resp.Request.Method == http.MethodGet && st.query.Has("uploadId"):
+		return st.query.Has("uploads") || st.query.Has("uploadId") // create, complete, ListParts
+	}
+	return false
 }
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {

@@ -67,6 +67,35 @@ func TestS3Surface(t *testing.T) {
 		}
 	})
 
+	t.Run("a renamed bucket's XML names it as the client does", func(t *testing.T) {
+		e.mkBuckets(t, "real-bucket")
+		xmlObject := "<Name>real-bucket</Name>" // an object's own bytes are never touched
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("renamed"), Key: aws.String("doc.xml"),
+			Body: strings.NewReader(xmlObject), ContentType: aws.String("application/xml")}); err != nil {
+			t.Fatal(err)
+		}
+		list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("renamed")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(list.Name) != "renamed" {
+			t.Errorf("listing names bucket %q", aws.ToString(list.Name))
+		}
+		mp, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("renamed"), Key: aws.String("mp")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(mp.Bucket) != "renamed" {
+			t.Errorf("multipart upload names bucket %q", aws.ToString(mp.Bucket))
+		}
+		if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("renamed"), Key: aws.String("mp"), UploadId: mp.UploadId}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, c, "renamed", "doc.xml"); string(got) != xmlObject {
+			t.Errorf("the XML object came back as %q", got)
+		}
+	})
+
 	t.Run("user metadata names come back lowercase", func(t *testing.T) {
 		// boto3 and the aws CLI take metadata keys from the header names as sent: a
 		// capitalised X-Amz-Meta-Sha256 would turn key "sha256" into "Sha256".
