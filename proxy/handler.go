@@ -349,10 +349,6 @@ func (h *Handler) prepareBody(r *http.Request, st *state) *s3Error {
 		// it as it came would hide that until the whole body had been sent.
 		return &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "send a Content-Length: the upstream needs to know the body's length"}
 	}
-	if !chunked {
-		// Meaningless on a plain body, and upstreams fail on it (versitygw: 500).
-		r.Header.Del("X-Amz-Decoded-Content-Length")
-	}
 	return nil
 }
 
