@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/internal/testenv"
 )
 
@@ -138,5 +140,29 @@ buckets: [{name: abc, account: a}]
 	warnReadableSecrets(slog.New(slog.NewTextHandler(&buf, nil)), cfgPath, cfg)
 	if buf.Len() > 0 {
 		t.Errorf("warning for a config without inline secrets: %s", buf.String())
+	}
+}
+
+func TestRestartOnly(t *testing.T) {
+	base := func() *config.Config {
+		return &config.Config{Listen: "127.0.0.1:9000", AdminListen: "127.0.0.1:9001", MaxConcurrentRequests: 1024}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*config.Config)
+		want   []string
+	}{
+		{"nothing", func(*config.Config) {}, nil},
+		{"routes only", func(c *config.Config) { c.Buckets = []*config.Bucket{{Name: "b"}} }, nil},
+		{"listen", func(c *config.Config) { c.Listen = "127.0.0.1:9100" }, []string{"listen"}},
+		{"two", func(c *config.Config) { c.TLS.Mode = "local"; c.MaxConcurrentRequests = 8 }, []string{"tls", "max_concurrent_requests"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := base()
+			tc.change(next)
+			if got := restartOnly(base(), next); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -213,8 +214,9 @@ func (s *server) reload(ctx context.Context) {
 			o.Metrics, o.Previous = s.metrics, s.handler.Table()
 		})
 		if err == nil {
-			if restartOnly(s.cfg, next) {
-				s.logger.Warn("config reload: listen, admin_listen, tls, shutdown_timeout, max_concurrent_requests and log take effect only after a restart; the routes, accounts and clients were applied")
+			if changed := restartOnly(s.cfg, next); len(changed) > 0 {
+				s.logger.Warn("config reload: these changes take effect only after a restart; the routes, accounts and clients were applied",
+					slog.String("restart_needed_for", strings.Join(changed, ", ")))
 			}
 			s.addTLSNames(ctx, next) // before the swap, so new routes go live with their certificates
 			old := s.handler.Swap(table)
@@ -246,11 +248,25 @@ func (s *server) addTLSNames(ctx context.Context, next *config.Config) {
 // up later reloads. Local issuance takes milliseconds; the wait is for storage's lock.
 const tlsNamesTimeout = time.Minute
 
-// restartOnly reports whether next changes settings a running server cannot take on.
-func restartOnly(cur, next *config.Config) bool {
-	return cur.Listen != next.Listen || cur.AdminListen != next.AdminListen ||
-		!reflect.DeepEqual(cur.TLS, next.TLS) || cur.ShutdownTimeout != next.ShutdownTimeout ||
-		cur.MaxConcurrentRequests != next.MaxConcurrentRequests || cur.Log != next.Log
+// restartOnly lists the settings next changes that a running server cannot take on.
+func restartOnly(cur, next *config.Config) []string {
+	var changed []string
+	for _, c := range []struct {
+		name string
+		diff bool
+	}{
+		{"listen", cur.Listen != next.Listen},
+		{"admin_listen", cur.AdminListen != next.AdminListen},
+		{"tls", !reflect.DeepEqual(cur.TLS, next.TLS)},
+		{"shutdown_timeout", cur.ShutdownTimeout != next.ShutdownTimeout},
+		{"max_concurrent_requests", cur.MaxConcurrentRequests != next.MaxConcurrentRequests},
+		{"log", cur.Log != next.Log},
+	} {
+		if c.diff {
+			changed = append(changed, c.name)
+		}
+	}
+	return changed
 }
 
 func loadConfig(path string) (*config.Config, error) {
