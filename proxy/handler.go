@@ -599,7 +599,7 @@ func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64
 		attrs = append(attrs, slog.String("account", st.route.Upstream.Account))
 	}
 	if st.retried {
-		attrs = append(attrs, slog.Bool("retried_with_new_credentials", true))
+		attrs = append(attrs, slog.Bool("retried_after_credentials_refused", true)) // with new ones unless minted moments ago
 	}
 	if st.client != nil {
 		attrs = append(attrs, slog.String("client", st.client.name))
