@@ -56,7 +56,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				row("-", "skipped: "+err.Error())
 			case err != nil:
 				failed++
-				row("-", "FAIL: list buckets: "+err.Error())
+				row("-", "FAIL: list buckets: "+timedOut(err, *timeout))
 			default:
 				row("-", fmt.Sprintf("ok: the upstream lists %d matching bucket(s)", n))
 			}
@@ -74,7 +74,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		if res.Err != nil {
 			failed++
-			row(expires, "FAIL: "+res.Err.Error())
+			row(expires, "FAIL: "+timedOut(res.Err, *timeout))
 			continue
 		}
 		row(expires, "ok")
@@ -90,4 +90,12 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d routes failed", failed, len(table.Routes()))
 	}
 	return nil
+}
+
+// timedOut describes err, saying which limit ran out when it is a timeout.
+func timedOut(err error, limit time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s (--timeout): %v", limit, err)
+	}
+	return err.Error()
 }

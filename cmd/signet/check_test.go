@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -61,6 +63,23 @@ buckets:
 		if strings.Contains(out+stderr.String(), secret) {
 			t.Errorf("check printed a secret")
 		}
+	}
+
+	// An upstream that never answers: the row says which limit ran out.
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	cfg = writeConfig(t, fmt.Sprintf(`
+accounts:
+  slow: {endpoint: %s, credentials: {access_key_id: a, secret_access_key: b}}
+buckets:
+  - {name: stalled, account: slow}
+`, hang.URL))
+	stdout.Reset()
+	if err := run(t.Context(), []string{"check", "--config", cfg, "--timeout", "200ms"}, &stdout, &stderr); err == nil ||
+		!strings.Contains(stdout.String(), "no answer within 200ms (--timeout)") {
+		t.Errorf("a stalled upstream: %v\n%s", err, stdout.String())
 	}
 
 	// All good: exit status zero.
