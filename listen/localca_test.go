@@ -142,17 +142,7 @@ func TestLocal(t *testing.T) {
 // single-label name) for other names, which is why bucket hosts get certificates of
 // their own.
 func TestLocalOpenSSLClient(t *testing.T) {
-	cfg := config.TLS{Mode: config.TLSLocal, Storage: t.TempDir()}
-	tt, err := NewTLS(t.Context(), cfg, testLogger(t), func(o *Options) { o.LocalNames = []string{"demo.localhost"} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tt.Close() })
-	caPEM, err := CACertificatePEM(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serveHTTPS(t, "127.0.0.1:0", tt.Config(), nil)
+	_, addr, caPEM := serveLocal(t, "demo.localhost")
 	tests := []struct {
 		name     string
 		host     string
@@ -182,11 +172,12 @@ func TestLocalOpenSSLClient(t *testing.T) {
 	}
 }
 
-// TestLocalAddNames: names added after start (a reload routing a new bucket) get
-// certificates that OpenSSL clients accept, at once.
-func TestLocalAddNames(t *testing.T) {
+// serveLocal serves HTTPS in local mode with names as LocalNames, and returns its TLS, its
+// address and the local CA's certificate.
+func serveLocal(t *testing.T, names ...string) (*TLS, string, []byte) {
+	t.Helper()
 	cfg := config.TLS{Mode: config.TLSLocal, Storage: t.TempDir()}
-	tt, err := NewTLS(t.Context(), cfg, testLogger(t))
+	tt, err := NewTLS(t.Context(), cfg, testLogger(t), func(o *Options) { o.LocalNames = names })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +186,13 @@ func TestLocalAddNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serveHTTPS(t, "127.0.0.1:0", tt.Config(), nil)
+	return tt, serveHTTPS(t, "127.0.0.1:0", tt.Config(), nil), caPEM
+}
+
+// TestLocalAddNames: names added after start (a reload routing a new bucket) get
+// certificates that OpenSSL clients accept, at once.
+func TestLocalAddNames(t *testing.T) {
+	tt, addr, caPEM := serveLocal(t)
 	if _, err := curlGet(t, addr, "beta.localhost", caPEM); err == nil {
 		t.Fatal("curl accepted beta.localhost before AddNames: the test proves nothing")
 	}
