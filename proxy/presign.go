@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +106,16 @@ func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignRespon
 			key.Permission = creds.PermObjectReadOnly
 		}
 		if up.Source == "r2_temp_local" {
-			key.Actions = presignActions[method]
+			// What the method needs, within what the route allows.
+			need := strings.Split(presignActions[method], "\n")
+			if key.Actions != "" {
+				allowed := strings.Split(key.Actions, "\n")
+				need = slices.DeleteFunc(need, func(a string) bool { return !slices.Contains(allowed, a) })
+				if len(need) == 0 {
+					return PresignResponse{}, &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(pr.Bucket) + " allows only " + strings.ReplaceAll(key.Actions, "\n", ", ") + " in signet"}
+				}
+			}
+			key.Actions = strings.Join(need, "\n")
 		}
 		var err error
 		if c, minted, err = m.MintTTL(ctx, key, expires); err != nil {

@@ -3,11 +3,13 @@ package proxy_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,5 +205,66 @@ func TestPresignWithClientIdentities(t *testing.T) {
 		"-H", "Content-Type: application/json", "-H", "X-Amz-Content-Sha256: UNSIGNED-PAYLOAD", "--data-binary", webGet, srv.URL+"/_signet/presign").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"url":`) {
 		t.Errorf("curl --aws-sigv4: %v %s", err, out)
+	}
+}
+
+// TestPresignKeepsRouteActions: with local minting, a presigned URL's credential allows
+// what its method needs within the route's actions, and a method outside them is refused.
+func TestPresignKeepsRouteActions(t *testing.T) {
+	h := newHandler(t, `
+accounts:
+  edge:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      r2_temp_local: {parent_access_key_id: parentkey, parent_secret_access_key: parentsecret}
+buckets:
+  - {name: thumbs, account: edge, actions: [GetObject, HeadObject]}
+  - {name: getonly, account: edge, actions: [GetObject]}
+  - {name: open, account: edge}
+`)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		bucket, method string
+		want           []string // the credential's actions; nil: refused
+	}{
+		{"thumbs", "GET", []string{"GetObject", "HeadObject"}},
+		{"thumbs", "PUT", nil},
+		{"thumbs", "DELETE", nil},
+		{"getonly", "HEAD", []string{"GetObject"}},
+		{"open", "PUT", []string{"PutObject"}},
+	} {
+		t.Run(tc.bucket+" "+tc.method, func(t *testing.T) {
+			code, pr, e := presign(t, srv.URL, fmt.Sprintf(`{"bucket": %q, "key": "a.jpg", "method": %q}`, tc.bucket, tc.method))
+			if tc.want == nil {
+				if code != 403 || e.Code != "AccessDenied" {
+					t.Errorf("got %d %+v, want 403 AccessDenied", code, e)
+				}
+				return
+			}
+			if code != 200 {
+				t.Fatalf("%d %+v", code, e)
+			}
+			u, err := url.Parse(pr.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			token, err := base64.StdEncoding.DecodeString(u.Query().Get("X-Amz-Security-Token"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := strings.Split(strings.TrimPrefix(string(token), "jwt/"), ".")
+			payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var claims struct{ Actions []string }
+			if err := json.Unmarshal(payload, &claims); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(claims.Actions, tc.want) {
+				t.Errorf("actions %v, want %v", claims.Actions, tc.want)
+			}
+		})
 	}
 }
