@@ -68,6 +68,11 @@ func TestParseErrors(t *testing.T) {
 		not  []string // none may
 	}{
 		{
+			name: "a ttl that leaves no usable lifetime before the refresh",
+			yaml: "accounts:\n  e:\n    r2_account_id: 0123456789abcdef0123456789abcdef\n    credentials:\n      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: s, ttl: 1m}\nbuckets: [{name: abc, account: e}]\n",
+			want: []string{`accounts.e.credentials.r2_temp_local.ttl: 1m0s must be longer than 3m0s`, "raise ttl or lower safety_margin"},
+		},
+		{
 			name: "unknown keys are all reported with lines",
 			yaml: "listen: 127.0.0.1:9000\nlisten_addr: x\naccounts:\n  a:\n    endpoint: http://h\n    secret: x\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
 			want: []string{`c.yaml:2: unknown key "listen_addr"`, `c.yaml:6: unknown key "secret"`},
@@ -413,4 +418,12 @@ func TestHasInlineSecrets(t *testing.T) {
 			t.Error("HasInlineSecrets() = false")
 		}
 	})
+}
+
+// TestShortTTLWithSmallerMargin: a short ttl is fine once safety_margin leaves it usable.
+func TestShortTTLWithSmallerMargin(t *testing.T) {
+	y := "accounts:\n  e:\n    r2_account_id: 0123456789abcdef0123456789abcdef\n    credentials:\n      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: s, ttl: 1m}\n      safety_margin: 10s\nbuckets: [{name: abc, account: e}]\n"
+	if _, err := Parse("c.yaml", []byte(y), env(nil)); err != nil {
+		t.Error(err)
+	}
 }

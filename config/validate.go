@@ -203,8 +203,18 @@ func (c *Credentials) validate() []*FieldError {
 		bad(errors.New("must not be negative"), "safety_margin")
 	}
 	checkTTL := func(d Duration, p ...any) {
-		if time.Duration(d) < time.Second || time.Duration(d) > 7*24*time.Hour {
-			bad(fmt.Errorf("%s must be between 1s and 168h (7 days)", time.Duration(d)), p...)
+		ttl := time.Duration(d)
+		if ttl < time.Second || ttl > 7*24*time.Hour {
+			bad(fmt.Errorf("%s must be between 1s and 168h (7 days)", ttl), p...)
+			return
+		}
+		// A credential must still be usable when its refresh is due, or every request
+		// would wait for a mint (or, with ttl <= safety_margin, fail forever).
+		if c.RefreshRatio > 0 && c.RefreshRatio < 1 && c.SafetyMargin >= 0 {
+			if least := time.Duration(float64(c.SafetyMargin) / (1 - c.RefreshRatio)); ttl <= least {
+				bad(fmt.Errorf("%s must be longer than %s: credentials are refreshed at refresh_ratio (%v) of their lifetime and never signed with in their last safety_margin (%s); raise ttl or lower safety_margin",
+					ttl, least.Round(time.Second), c.RefreshRatio, time.Duration(c.SafetyMargin)), p...)
+			}
 		}
 	}
 	switch {
