@@ -38,6 +38,25 @@ func (c *Config) SecretFiles() []string {
 	return files
 }
 
+// KeyFiles lists the files a's key material is read from once, when its credentials are
+// set up (not a credentials `file`, which its provider watches itself).
+func (a *Account) KeyFiles() []string {
+	var files []string
+	cr := a.Credentials
+	for _, f := range []string{cr.AccessKeyIDFile, cr.SecretAccessKeyFile} {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	if cr.R2TempAPI != nil && cr.R2TempAPI.APITokenFile != "" {
+		files = append(files, cr.R2TempAPI.APITokenFile)
+	}
+	if cr.R2TempLocal != nil && cr.R2TempLocal.ParentSecretAccessKeyFile != "" {
+		files = append(files, cr.R2TempLocal.ParentSecretAccessKeyFile)
+	}
+	return files
+}
+
 // Secrets lists every secret value the config holds (not those it reads from files), for
 // checks that they never reach a log.
 func (c *Config) Secrets() []string {

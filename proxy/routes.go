@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/url"
 	"path"
@@ -88,6 +89,7 @@ type Table struct {
 	// providers and accounts, by account name, let a reload keep unchanged providers.
 	providers map[string]creds.Provider
 	accounts  map[string]*config.Account
+	keyFiles  map[string][sha256.Size]byte // by account: keyFilesSum at setup
 	// clients, when set, must sign every request.
 	clients *clients
 	life    lifecycle

@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"reflect"
 	"slices"
 	"sync"
@@ -33,6 +36,7 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 		fn(&o)
 	}
 	providers := make(map[string]creds.Provider, len(cfg.Accounts))
+	keySums := make(map[string][sha256.Size]byte, len(cfg.Accounts))
 	var created []creds.Provider
 	closeCreated := func() {
 		for _, p := range created {
@@ -47,10 +51,13 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 	slices.Sort(names)
 	for _, name := range names {
 		a := cfg.Accounts[name]
-		if prev := o.Previous; prev != nil && reflect.DeepEqual(prev.accounts[name], a) {
+		keys := keyFilesSum(a)
+		if prev := o.Previous; prev != nil && reflect.DeepEqual(prev.accounts[name], a) && prev.keyFiles[name] == keys {
 			providers[name] = prev.providers[name]
+			keySums[name] = keys
 			continue
 		}
+		keySums[name] = keys
 		cacheOpts := o.CacheOptions
 		if o.Metrics != nil {
 			cacheOpts = append([]func(*creds.CacheOptions){o.Metrics.mintHook(name)}, cacheOpts...)
@@ -76,7 +83,7 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 		closeCreated()
 		return nil, err
 	}
-	t.accounts = cfg.Accounts
+	t.accounts, t.keyFiles = cfg.Accounts, keySums
 	return t, nil
 }
 
@@ -133,4 +140,20 @@ func (t *Table) closeUnused() {
 			closeProvider(p)
 		}
 	})
+}
+
+// keyFilesSum hashes the files an account reads its keys from once, at setup: a reload
+// with the config unchanged but a key file rotated (a new API token, say) must set the
+// account up again rather than keep the provider holding the old key.
+func keyFilesSum(a *config.Account) [sha256.Size]byte {
+	h := sha256.New()
+	for _, f := range a.KeyFiles() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			b = []byte(err.Error()) // set up again; FromConfig reports it
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
 }

@@ -524,6 +524,45 @@ func TestReloadKeepsCredentials(t *testing.T) {
 	}
 }
 
+// TestReloadRereadsKeyFiles: a reload with the config unchanged but its api_token_file
+// rewritten (a rotated or fixed token) sets the account up again with the new token.
+func TestReloadRereadsKeyFiles(t *testing.T) {
+	e := newR2Env(t, nil, apiCreds, r2Routes)
+	tokenFile := filepath.Join(t.TempDir(), "cf-token")
+	if err := os.WriteFile(tokenFile, []byte("not-the-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := *e.cfg
+	acct := *e.cfg.Accounts["r2"]
+	api := *acct.Credentials.R2TempAPI
+	api.APIToken, api.APITokenFile = "", tokenFile
+	acct.Credentials.R2TempAPI = &api
+	cfg.Accounts = map[string]*config.Account{"r2": &acct}
+
+	h := proxy.New(mustSetup(t, &cfg, nil), proxy.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	status := func() int {
+		resp, err := http.Get(srv.URL + "/photos?list-type=2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := status(); code != http.StatusServiceUnavailable {
+		t.Fatalf("with the wrong token: %d", code)
+	}
+	if err := os.WriteFile(tokenFile, []byte(e.cf.Token()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := h.Swap(mustSetup(t, &cfg, h.Table()))
+	old.Retire(h.Table())
+	if code := status(); code != http.StatusOK {
+		t.Errorf("after the token file was fixed and the config reloaded: %d", code)
+	}
+}
+
 func mustSetup(t *testing.T, cfg *config.Config, prev *proxy.Table) *proxy.Table {
 	t.Helper()
 	table, err := proxy.Setup(cfg, slog.New(slog.DiscardHandler), func(o *proxy.SetupOptions) { o.Previous = prev })

@@ -242,6 +242,40 @@ func TestShutdownTimeoutAbortsUploads(t *testing.T) {
 	}
 }
 
+// TestKeyFileRotation: rewriting a secret_access_key_file, with the config unchanged, makes
+// signet sign with the new secret: the file is watched, and a reload reads it again.
+func TestKeyFileRotation(t *testing.T) {
+	gw := testenv.StartVersityGW(t)
+	if err := os.Mkdir(filepath.Join(gw.DataDir, "alpha"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(keyFile, []byte("an-old-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startSignet(t, "--config", writeConfig(t, fmt.Sprintf(`accounts:
+  gw:
+    endpoint: %s
+    credentials: {access_key_id: %s, secret_access_key_file: %s}
+buckets:
+  - {name: alpha, account: gw}
+`, gw.Endpoint, gw.AccessKey, keyFile)))
+	c := &http.Client{Transport: &http.Transport{}}
+	if code, body := do(t, c, "GET", "http://"+p.addr+"/alpha?list-type=2", nil); code != 403 {
+		t.Fatalf("with the old secret: %d %s", code, body)
+	}
+	if err := os.WriteFile(keyFile+".new", []byte(gw.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(keyFile+".new", keyFile); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, regexp.MustCompile(`config reloaded`), 10*time.Second)
+	if code, body := do(t, c, "GET", "http://"+p.addr+"/alpha?list-type=2", nil); code != 200 {
+		t.Errorf("after the key file was rotated: %d %s", code, body)
+	}
+}
+
 // TestReadyzFollowsCredentials: /readyz is 503 naming the bucket while the credentials file
 // holds expired keys, 200 once it holds valid ones, and 503 again when they expire.
 func TestReadyzFollowsCredentials(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,6 +139,11 @@ func (s *server) run(ctx context.Context) error {
 
 	if s.path != "" {
 		g.Go(func() error { return config.Watch(gctx, s.path, func() { s.reload(gctx) }) })
+		// Key files are read once, at setup: a rotated one (a Kubernetes secret update)
+		// needs a reload too. Those a later config adds are re-read at each reload.
+		for _, f := range keyFiles(s.cfg) {
+			g.Go(func() error { return config.Watch(gctx, f, func() { s.reload(gctx) }) })
+		}
 		g.Go(func() error {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -185,6 +191,21 @@ func (s *server) run(ctx context.Context) error {
 		return errors.Join(errs...)
 	})
 	return g.Wait()
+}
+
+// keyFiles lists, once each, the files cfg's accounts and clients read keys from at setup.
+func keyFiles(cfg *config.Config) []string {
+	var files []string
+	for _, a := range cfg.Accounts {
+		files = append(files, a.KeyFiles()...)
+	}
+	for _, c := range cfg.Clients {
+		if c.SecretAccessKeyFile != "" {
+			files = append(files, c.SecretAccessKeyFile)
+		}
+	}
+	slices.Sort(files)
+	return slices.Compact(files)
 }
 
 // abortTimeout bounds how long requests cancelled at the end of a drain take to return,
