@@ -185,10 +185,15 @@ func (f *File) watch() {
 	}
 }
 
-// reload re-reads the file, keeping the previous credentials if it does not parse.
+// reload re-reads the file, keeping the previous credentials if it does not parse, or if
+// it holds credentials already expired while the previous ones are still good (a rotator
+// that wrote a stale file).
 func (f *File) reload() {
 	cr, err := readCredentialsFile(f.path)
 	f.mu.Lock()
+	if now := f.opts.Now(); err == nil && cr.CanExpire && !cr.Expires.After(now) && f.creds.HasKeys() && (!f.creds.CanExpire || f.creds.Expires.After(now)) {
+		err = fmt.Errorf("credentials file %s holds credentials that expired at %s", f.path, cr.Expires.Format(time.RFC3339))
+	}
 	if err != nil {
 		f.lastErr = err
 	} else {

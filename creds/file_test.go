@@ -213,6 +213,7 @@ func TestFileKeepsOldCredentialsOnBadFile(t *testing.T) {
 	}{
 		{name: "truncated", content: `{"AccessKeyId":"AK2","Secret`, wantErr: "parse credentials file"},
 		{name: "no secret", content: `{"AccessKeyId":"AK2"}`, wantErr: "secret_access_key is missing"},
+		{name: "already expired", content: `{"AccessKeyId":"AK2","SecretAccessKey":"S2","Expiration":"2000-01-01T00:00:00Z"}`, wantErr: "expired at 2000-01-01T00:00:00Z"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
