@@ -83,6 +83,14 @@ func TestClientIdentities(t *testing.T) {
 			_, err := web.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("logs-1"), Key: aws.String("l.txt")})
 			return err
 		}, "AccessDenied"},
+		{"copy from a bucket the client may not use", func() error {
+			_, err := batch.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("leak"), CopySource: aws.String("private/secret.txt")})
+			return err
+		}, "AccessDenied"},
+		{"part copy from a bucket the client may not use", func() error {
+			_, err := batch.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("photos"), Key: aws.String("leak"), UploadId: aws.String("u"), PartNumber: aws.Int32(1), CopySource: aws.String("private/secret.txt")})
+			return err
+		}, "AccessDenied"},
 		{"no client may use an unlisted bucket", func() error {
 			_, err := batch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("private")})
 			return err
@@ -272,5 +280,15 @@ buckets:
 		Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("elsewhere/b")}}}})
 	if apiCode(err) != "AccessDenied" {
 		t.Errorf("delete outside the prefix: %v", err)
+	}
+	// A copy reads its source: one outside the client's prefixes is refused, one inside works.
+	put(t, e.direct(), "photos", "private.txt", []byte("secret"))
+	_, err = c.CopyObject(t.Context(), &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("incoming/leak"), CopySource: aws.String("photos/private.txt")})
+	if apiCode(err) != "AccessDenied" {
+		t.Errorf("copy from outside the prefix: %v", err)
+	}
+	put(t, c, "photos", "incoming/b", []byte("b"))
+	if _, err := c.CopyObject(t.Context(), &s3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("incoming/c"), CopySource: aws.String("photos/incoming/b")}); err != nil {
+		t.Errorf("copy inside the prefix: %v", err)
 	}
 }

@@ -248,6 +248,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		st.upload = &uploadGuard{}
 		r.Body = guardedBody{r.Body, st.upload}
+		// When the client's connection fails, the server cancels the request's context from
+		// within the body read, and the transport would close the upstream connection (over
+		// TLS with a clean close_notify) before the guard could reset it. So the upstream
+		// request gets a context of its own, cancelled only once the guard has acted.
+		in := r.Context()
+		ctx, cancel := context.WithCancelCause(context.WithoutCancel(in))
+		defer cancel(nil)
+		stop := context.AfterFunc(in, func() {
+			st.upload.abort()
+			cancel(context.Cause(in))
+		})
+		defer stop()
+		r = r.WithContext(ctx)
 	}
 	h.rp.ServeHTTP(lw, r)
 }
@@ -306,7 +319,7 @@ func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
 		return err
 	}
 	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
-		cs, err := h.copySource(t, st.route, req.bucket, src)
+		cs, err := h.copySource(t, st.client, st.route, req.bucket, src)
 		if err != nil {
 			return err
 		}
@@ -384,8 +397,9 @@ type decodedBody struct {
 
 // copySource rewrites an x-amz-copy-source value ("[/]bucket/key[?versionId=..]", key
 // URL-encoded) to the upstream bucket name, checking that the source is routed to the
-// same upstream as the destination: one signature cannot span two accounts.
-func (h *Handler) copySource(t *Table, dst *Route, dstBucket, src string) (string, *s3Error) {
+// same upstream as the destination (one signature cannot span two accounts) and that the
+// route and the client c (nil without clients) may read it.
+func (h *Handler) copySource(t *Table, c *client, dst *Route, dstBucket, src string) (string, *s3Error) {
 	rest := strings.TrimPrefix(src, "/")
 	bucket, key, ok := strings.Cut(rest, "/")
 	if !ok || key == "" {
@@ -409,6 +423,13 @@ func (h *Handler) copySource(t *Table, dst *Route, dstBucket, src string) (strin
 	}
 	if !r.scope.allowsKey(copySourceKey(key)) {
 		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "the copy source key is outside the prefixes bucket " + quote(bucket) + " is limited to"}
+	}
+	// A copy reads its source: the client must be allowed to read it itself.
+	if c != nil && !c.mayUse(bucket) {
+		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "client " + quote(c.name) + " may not use copy source bucket " + quote(bucket)}
+	}
+	if c != nil && !c.scope.allowsKey(copySourceKey(key)) {
+		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "the copy source key is outside the prefixes client " + quote(c.name) + " is limited to"}
 	}
 	srcBucket := r.UpstreamBucket(bucket)
 	if dst.Upstream.BucketScoped && srcBucket != dst.UpstreamBucket(dstBucket) {

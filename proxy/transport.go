@@ -102,12 +102,19 @@ func (g *uploadGuard) gotConn(info httptrace.GotConnInfo) {
 
 // bodyDone records how the body read ended: at its end, or failing.
 func (g *uploadGuard) bodyDone(err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if err == io.EOF {
+		g.mu.Lock()
 		g.sent = true
+		g.mu.Unlock()
 		return
 	}
+	g.abort()
+}
+
+// abort resets the upload's connection unless its whole body was sent.
+func (g *uploadGuard) abort() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.sent || g.conn == nil {
 		return
 	}
