@@ -18,6 +18,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -223,5 +227,50 @@ accounts:
 	hdr := <-seen
 	if hdr.Get("X-Amz-Content-Sha256") != "STREAMING-UNSIGNED-PAYLOAD-TRAILER" || hdr.Get("Content-Encoding") != "aws-chunked" || hdr.Get("X-Amz-Trailer") == "" {
 		t.Errorf("the upstream did not get the framed body: %v", hdr)
+	}
+}
+
+// TestChunkedPassthroughMultipartChecksums: modern SDKs over HTTPS declare a checksum
+// algorithm for a multipart upload and send each part's checksum as an aws-chunked
+// trailer. With chunked_upstream: passthrough the trailer reaches the upstream, which
+// checks it, and the upload completes (the README's way around decode mode dropping it).
+func TestChunkedPassthroughMultipartChecksums(t *testing.T) {
+	e := newEnv(t, "")
+	e.mkBuckets(t, "alpha")
+	h := newHandler(t, fmt.Sprintf(`
+accounts:
+  gw:
+    endpoint: %s
+    chunked_upstream: passthrough
+    credentials: {access_key_id: %s, secret_access_key: %s}
+%s`, e.gw.Endpoint, e.gw.AccessKey, e.gw.SecretKey, routesYAML))
+	srv := httptest.NewTLSServer(h) // the SDK sends trailers over HTTPS only
+	t.Cleanup(srv.Close)
+	c := s3.New(s3.Options{
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("dummy", "dummy", ""),
+		HTTPClient:  srv.Client(),
+	})
+	ctx := t.Context()
+	mp, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("alpha"), Key: aws.String("mp-crc"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := bytes.Repeat([]byte("part"), 5<<20/4) // 5 MiB, S3's smallest part but the last
+	var parts []types.CompletedPart
+	for n := int32(1); n <= 2; n++ {
+		up, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("alpha"), Key: aws.String("mp-crc"), UploadId: mp.UploadId,
+			PartNumber: aws.Int32(n), Body: bytes.NewReader(part), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+		if err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: up.ETag, ChecksumCRC32: up.ChecksumCRC32})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("alpha"), Key: aws.String("mp-crc"), UploadId: mp.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, e.direct(), "alpha", "mp-crc"); !bytes.Equal(got, append(append([]byte{}, part...), part...)) {
+		t.Errorf("stored %d bytes", len(got))
 	}
 }
