@@ -40,6 +40,9 @@ type PresignRequest struct {
 	Expires int `json:"expires"`
 }
 
+// method is the HTTP method the URL is for.
+func (pr PresignRequest) method() string { return strings.ToUpper(cmp.Or(pr.Method, http.MethodGet)) }
+
 // PresignResponse is the answer: a URL on the real upstream, usable with no signet
 // between, and when it stops working.
 type PresignResponse struct {
@@ -62,7 +65,7 @@ var presignActions = map[string]string{
 // account's credentials, until the sooner of expires and their expiry. The route's access
 // and prefixes cap what can be presigned.
 func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignResponse, *s3Error) {
-	method := strings.ToUpper(cmp.Or(pr.Method, http.MethodGet))
+	method := pr.method()
 	if _, ok := presignActions[method]; !ok {
 		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "method must be GET, HEAD, PUT or DELETE"}
 	}
@@ -170,8 +173,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, st *state
 	}
 	st.req.bucket, st.req.key = pr.Bucket, pr.Key // for the request log
 	if st.client != nil {
-		method := strings.ToUpper(cmp.Or(pr.Method, http.MethodGet))
-		if err := st.client.authorize(&http.Request{Method: method}, s3Request{bucket: pr.Bucket, key: pr.Key}, nil); err != nil {
+		if err := st.client.authorize(&http.Request{Method: pr.method()}, s3Request{bucket: pr.Bucket, key: pr.Key}, nil); err != nil {
 			fail(err)
 			return
 		}
