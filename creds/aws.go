@@ -30,8 +30,8 @@ type AWSOptions struct {
 	ExternalID  string
 	SessionName string
 	Duration    time.Duration
-	// STSEndpoint replaces the endpoint of every STS client built from the SDK config:
-	// RoleARN's, web identity's, a profile role's. Default: the SDK's regional endpoint.
+	// STSEndpoint replaces the endpoint of every STS client of the chain: RoleARN's, web
+	// identity's, a profile role's. Default: the SDK's regional endpoint.
 	STSEndpoint string
 	// LoadOptions are passed to config.LoadDefaultConfig after signet's own. Default: none.
 	LoadOptions []func(*awsconfig.LoadOptions) error
@@ -76,11 +76,19 @@ func NewAWS(optFns ...func(*AWSOptions)) (*AWS, error) {
 		load = append(load, awsconfig.WithSharedConfigProfile(o.Profile))
 	}
 	if o.STSEndpoint != "" {
-		load = append(load, awsconfig.WithServiceOptions(func(_ string, opts any) {
-			if so, ok := opts.(*sts.Options); ok {
-				so.BaseEndpoint = aws.String(o.STSEndpoint)
-			}
-		}))
+		// The chain's own STS clients (web identity, a profile's role) are built while the
+		// config loads, before service options apply: swap each for one at STSEndpoint.
+		load = append(load,
+			awsconfig.WithWebIdentityRoleCredentialOptions(func(w *stscreds.WebIdentityRoleOptions) {
+				if c, ok := w.Client.(*sts.Client); ok {
+					w.Client = stsAt(c, o.STSEndpoint)
+				}
+			}),
+			awsconfig.WithAssumeRoleCredentialOptions(func(ar *stscreds.AssumeRoleOptions) {
+				if c, ok := ar.Client.(*sts.Client); ok {
+					ar.Client = stsAt(c, o.STSEndpoint)
+				}
+			}))
 	}
 	load = append(load, o.LoadOptions...)
 	// LoadDefaultConfig does no network I/O, so no caller's context is needed here.
@@ -97,6 +105,9 @@ func NewAWS(optFns ...func(*AWSOptions)) (*AWS, error) {
 	}
 	if o.RoleARN != "" {
 		client := sts.NewFromConfig(cfg)
+		if o.STSEndpoint != "" {
+			client = stsAt(client, o.STSEndpoint)
+		}
 		a.provider = stscreds.NewAssumeRoleProvider(client, o.RoleARN, func(ar *stscreds.AssumeRoleOptions) {
 			if o.SessionName != "" {
 				ar.RoleSessionName = o.SessionName
@@ -110,6 +121,13 @@ func NewAWS(optFns ...func(*AWSOptions)) (*AWS, error) {
 		})
 	}
 	return a, nil
+}
+
+// stsAt is c with its endpoint replaced, and everything else (credentials, region) kept.
+func stsAt(c *sts.Client, endpoint string) *sts.Client {
+	opts := c.Options()
+	opts.BaseEndpoint = aws.String(endpoint)
+	return sts.New(opts)
 }
 
 // Mint fetches credentials from the SDK's provider, whatever the key.
