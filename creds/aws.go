@@ -139,6 +139,11 @@ func (a *AWS) Mint(ctx context.Context, _ Key) (aws.Credentials, error) {
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("fetch aws credentials: %w", safeAWSError(err))
 	}
+	if !cr.HasKeys() {
+		// A container endpoint's 200 with an error document decodes to empty keys
+		// (nginx-s3-gateway #537 cached such an answer as credentials).
+		return aws.Credentials{}, fmt.Errorf("fetch aws credentials: %s answered without keys", cr.Source)
+	}
 	return cr, nil
 }
 
