@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,5 +367,49 @@ func TestAWSProcessErrorsHideSecrets(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "invalid JSON at byte") {
 		t.Errorf("the error does not say what is wrong: %v", err)
+	}
+}
+
+// TestAWSConcurrentFirstRequestsShareOneFetch: the first requests for every route of an
+// account, arriving together, wait for one fetch and get the same credential.
+func TestAWSConcurrentFirstRequestsShareOneFetch(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	release := make(chan struct{})
+	c := testenv.NewContainerCredentials(t, testenv.CredentialsServerOptions{
+		Mint: func(ctx context.Context) (aws.Credentials, error) {
+			<-release // hold the first fetch until every caller waits on it
+			return m.AssumeRole(ctx, time.Hour, "")
+		},
+	})
+	awsEnv(t, c.Env()...)
+	p, err := FromConfig("aws", awsAccount(t, m, config.AWS{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeProvider(p) })
+	const callers = 16
+	got := make(chan aws.Credentials, callers)
+	var started sync.WaitGroup
+	for i := range callers {
+		started.Add(1)
+		go func() {
+			started.Done()
+			cr, err := p.Retrieve(t.Context(), Key{Bucket: fmt.Sprintf("bucket-%d", i)})
+			if err != nil {
+				t.Error(err)
+			}
+			got <- cr
+		}()
+	}
+	started.Wait()
+	close(release)
+	first := <-got
+	for range callers - 1 {
+		if cr := <-got; cr != first {
+			t.Error("callers got different credentials")
+		}
+	}
+	if n := len(c.Issued()); n != 1 {
+		t.Errorf("%d fetches for %d concurrent first requests, want 1", n, callers)
 	}
 }
