@@ -413,3 +413,30 @@ func TestAWSConcurrentFirstRequestsShareOneFetch(t *testing.T) {
 		t.Errorf("%d fetches for %d concurrent first requests, want 1", n, callers)
 	}
 }
+
+// TestAWSIMDSOutageIsNotStretched: with IMDS down, the SDK's cache alone would hand back
+// the previous instance credentials with their expiry pushed 5 to 15 minutes out (its
+// "static stability"); signet's fetch must fail instead, so that its cache serves the last
+// good credential only while it is really valid.
+func TestAWSIMDSOutageIsNotStretched(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	md := testenv.NewIMDS(t, testenv.CredentialsServerOptions{
+		Mint:     func(ctx context.Context) (aws.Credentials, error) { return m.AssumeRole(ctx, time.Hour, "") },
+		Lifetime: 2 * time.Minute, // inside the SDK's 5-minute stretching window
+	})
+	awsEnv(t, md.Env()...)
+	a, err := NewAWS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Mint(t.Context(), Key{}); err != nil {
+		t.Fatal(err)
+	}
+	md.SetFailing(true)
+	if cr, err := a.Mint(t.Context(), Key{}); err == nil {
+		t.Fatalf("IMDS failing, yet a fetch gave credentials expiring %s", cr.Expires)
+	}
+	if md.TokenGets() < 2 {
+		t.Error("the second fetch did not ask IMDS")
+	}
+}

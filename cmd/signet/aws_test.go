@@ -320,7 +320,7 @@ buckets:
 
 	if !regexp.MustCompile(`signet_credential_mints_total\{account="s3",result="error"\} [1-9]`).MatchString(metrics) ||
 		!regexp.MustCompile(`signet_credential_mints_total\{account="s3",result="ok"\} [1-9]`).MatchString(metrics) ||
-		!strings.Contains(metrics, `signet_credential_expiry_seconds{account="s3"`) {
+		!strings.Contains(metrics, `signet_credential_expiry_seconds{account="s3",bucket="-",permission=""}`) {
 		t.Errorf("metrics lack the account's mints or expiry:\n%s", grepLines(metrics, "signet_credential"))
 	}
 
