@@ -358,3 +358,54 @@ func grepLines(text, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAWSWebIdentity runs signet as on EKS with IRSA: AWS_ROLE_ARN and
+// AWS_WEB_IDENTITY_TOKEN_FILE in its environment, MinIO's real AssumeRoleWithWebIdentity
+// (trusting a test OpenID issuer) at sts_endpoint. check names WebIdentityCredentials and
+// the expiry; an object round-trips through serve, signed with the session credentials.
+func TestAWSWebIdentity(t *testing.T) {
+	issuer := testenv.NewOIDCIssuer(t)
+	m := testenv.StartMinIO(t, func(o *testenv.MinIOOptions) { o.Env = issuer.MinIOEnv() })
+	createMinIOBucket(t, m, "data")
+	token := issuer.Token(t, "system:serviceaccount:default:app", "readwrite", time.Hour)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := awsProcEnv(t, "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/app", "AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile)
+	cfg := writeConfig(t, fmt.Sprintf(`accounts:
+  s3:
+    endpoint: %[1]s
+    region: us-east-1
+    credentials:
+      aws: {sts_endpoint: %[1]s}
+buckets:
+  - {name: data, account: s3}
+`, m.Endpoint))
+	out, err := runCheck(t, env, cfg)
+	t.Log("\n" + out)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !regexp.MustCompile(`(?m)^data\s+s3\s+default\s+\S+\s+aws \(WebIdentityCredentials\)\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+ok$`).MatchString(out) {
+		t.Error("check does not name WebIdentityCredentials and the expiry")
+	}
+	for _, s := range []string{token, m.RootPassword} {
+		if strings.Contains(out, s) {
+			t.Error("check printed the web identity token or a secret")
+		}
+	}
+
+	p := startSignetEnv(t, env, "--config", cfg)
+	client := &http.Client{Transport: &http.Transport{}}
+	url := "http://" + p.addr + "/data/hello.txt"
+	if code, body := do(t, client, http.MethodPut, url, strings.NewReader("hello")); code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	if code, body := do(t, client, http.MethodGet, url, nil); code != http.StatusOK || body != "hello" {
+		t.Errorf("GET: %d %q", code, body)
+	}
+	if strings.Contains(p.log.String(), token) {
+		t.Error("signet logged the web identity token")
+	}
+}
