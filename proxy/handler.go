@@ -344,6 +344,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	if p.body.chunked != nil {
 		signer.StripChunkedHeaders(out.Header)
 	}
+	if p.body.contentMD5 != "" {
+		out.Header.Set("Content-Md5", p.body.contentMD5)
+	}
 	delete(out.Header, "Content-Length") // sent from out.ContentLength
 	if up.DropExpect {
 		delete(out.Header, "Expect")

@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"crypto/md5"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/signet-proxy/signet/signer"
 )
@@ -48,6 +51,9 @@ type bodyPlan struct {
 	// checked is a body signet read whole to check it (a DeleteObjects document on a scoped
 	// route), decoded and verified: what is sent. nil otherwise.
 	checked []byte
+	// contentMD5 is sent with checked when the client's own checksum came in an aws-chunked
+	// trailer, which does not go with a plain body: S3 needs one on DeleteObjects.
+	contentMD5 string
 }
 
 // decide parses, authenticates, routes and authorizes r against table t, and returns the
@@ -125,6 +131,10 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 		if a.keys, err = deleteKeys(p.body.checked); err != nil {
 			return p, err
 		}
+		if p.body.chunked != nil && !hasChecksumHeader(r.Header) {
+			sum := md5.Sum(p.body.checked)
+			p.body.contentMD5 = base64.StdEncoding.EncodeToString(sum[:])
+		}
 	}
 	if err := authorize(p.client, p.route, a); err != nil {
 		return p, err
@@ -196,4 +206,17 @@ func planBody(r *http.Request, rt *Route) (bodyPlan, *s3Error) {
 		return b, &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "send a Content-Length: the upstream needs to know the body's length"}
 	}
 	return b, nil
+}
+
+// hasChecksumHeader reports whether h carries a Content-MD5 or an x-amz-checksum-* value.
+func hasChecksumHeader(h http.Header) bool {
+	if h.Get("Content-Md5") != "" {
+		return true
+	}
+	for k := range h {
+		if len(k) > len("X-Amz-Checksum-") && strings.EqualFold(k[:len("X-Amz-Checksum-")], "X-Amz-Checksum-") {
+			return true
+		}
+	}
+	return false
 }
