@@ -123,6 +123,7 @@ type outcome struct {
 	in      *countingBody // the client's body as read; nil without one
 	upload  *uploadGuard  // resets the upstream connection of a failed upload; nil without a body
 	retried bool          // sent again after the upstream refused the credentials
+	token   string        // the session token the request was signed with, to scrub from errors
 	err     *s3Error
 	presign *PresignRequest // what a presign request asked for, for the log
 }
@@ -399,6 +400,7 @@ func (t signingTransport) send(req *http.Request, x *exchange) (*http.Response, 
 	if err := t.h.signer.Sign(ctx, req, c, up.Region, p.body.payloadHash, t.h.opts.Now()); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
+	x.token = c.SessionToken
 	if x.upload != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: x.upload.gotConn}))
 	}
@@ -451,7 +453,9 @@ type peekedBody struct {
 
 // modifyResponse runs on each upstream response before it is copied to the client.
 func (h *Handler) modifyResponse(resp *http.Response) error {
-	if x := exchangeFrom(resp.Request.Context()); x != nil && x.plan.route.Rename != "" && namesBucket(resp, x.plan) {
+	x := exchangeFrom(resp.Request.Context())
+	scrubErrorBody(resp, x.token)
+	if x.plan.route.Rename != "" && namesBucket(resp, x.plan) {
 		renameResponse(resp, x.plan.upBucket, x.plan.bucket)
 	}
 	return nil
