@@ -397,6 +397,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = path, signer.EscapePath(path)
 	out.URL.RawQuery = p.rawQuery
 	out.Host = ""
+	out.Trailer = nil // S3 has no HTTP trailers (aws-chunked ones are in the body), and none was checked
 
 	signer.Strip(out.Header, nil)
 	for k := range out.Header {
