@@ -130,6 +130,28 @@ buckets:
 			},
 		},
 		{
+			name: "an endpoint or api url with a password never prints it (issue 12 item 5)",
+			yaml: `accounts:
+  s3:
+    endpoint: https://user:hunter2-pass@h.example/path
+    credentials: {access_key_id: a, secret_access_key: b}
+  bad:
+    endpoint: "https://user:hunter2-pass@h ex/%zz"
+    credentials: {access_key_id: a, secret_access_key: b}
+  cf:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      r2_temp_api: {api_token: t, parent_access_key_id: p, api_base_url: "ftp://me:hunter2-pass@api.example"}
+buckets: [{name: abc, account: s3}]
+`,
+			want: []string{
+				`accounts.s3.endpoint: "https://user:xxxxx@h.example/path": give only scheme://host[:port]`,
+				`accounts.bad.endpoint: "https://xxxxx@h ex/%zz" is not a URL`,
+				`accounts.cf.credentials.r2_temp_api.api_base_url: "ftp://me:xxxxx@api.example" is not an http(s) URL`,
+			},
+			not: []string{"hunter2"},
+		},
+		{
 			name: "network listen without clients, and bad clients",
 			yaml: `listen: 0.0.0.0:9000
 clients:

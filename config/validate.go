@@ -228,7 +228,7 @@ func (c *Credentials) validate() []*FieldError {
 		}
 		checkTTL(a.TTL, "r2_temp_api", "ttl")
 		if u, err := url.Parse(a.APIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(fmt.Errorf("%q is not an http(s) URL", a.APIBaseURL), "r2_temp_api", "api_base_url")
+			bad(fmt.Errorf("%q is not an http(s) URL", redactURL(a.APIBaseURL)), "r2_temp_api", "api_base_url")
 		}
 		return errs
 	case c.R2TempLocal != nil:
@@ -273,15 +273,34 @@ func R2Actions() []string {
 func checkEndpoint(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
+		return fmt.Errorf("%q is not a URL", redactURL(s))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: the scheme must be http or https", s)
+		return fmt.Errorf("%q: the scheme must be http or https", redactURL(s))
 	}
 	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", s)
+		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", redactURL(s))
 	}
 	return nil
+}
+
+// redactURL hides the password of a URL's userinfo (https://user:pass@host), so that an
+// error about the URL cannot print it. A URL that does not parse loses everything between
+// "//" and the last "@" of its authority.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		return s
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s
+	}
+	return s[:len(s)-len(rest)] + "xxxxx" + rest[at:]
 }
 
 func isHex32(s string) bool {
