@@ -343,8 +343,8 @@ func (c *Cache) Status() []KeyStatus {
 	return out
 }
 
-// Close stops the refresh goroutines, cancels mints in flight and waits for all of them.
-// Retrieve fails with [ErrClosed] afterwards. Close is idempotent and returns nil.
+// Close stops the refresh goroutines, cancels mints in flight and waits for all of them,
+// then closes the minter's idle connections when it has any (an [R2API]). Retrieve fails with [ErrClosed] afterwards. Close is idempotent and returns nil.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -365,6 +365,11 @@ func (c *Cache) Close() error {
 	// it returns, so joining each group waits for it; stop has cancelled its context.
 	for _, e := range entries {
 		e.sf.Do(mintFlight, func() (any, error) { return nil, nil })
+	}
+	// An API minter's client keeps idle connections (and their goroutines) for its
+	// IdleConnTimeout: a reload that replaces the account must not leave them behind.
+	if ic, ok := c.minter.(interface{ CloseIdleConnections() }); ok {
+		ic.CloseIdleConnections()
 	}
 	return nil
 }

@@ -456,3 +456,34 @@ func TestR2APIRequestBody(t *testing.T) {
 		t.Errorf("expires in %s, want 90s (whole seconds asked)", d)
 	}
 }
+
+// TestCacheCloseReleasesAPIConnections: closing a Cache over an R2API (what a reload that
+// changes the account does) closes the API client's idle connection at once rather than
+// leaving it, and its goroutines, for the transport's 90 s idle timeout (issue 12 item 12).
+func TestCacheCloseReleasesAPIConnections(t *testing.T) {
+	fake := testenv.NewFakeCloudflare(t, testenv.FakeCloudflareConfig{ParentAccessKeyID: testParentForAPI})
+	p, err := NewR2API(fake.AccountID(), fake.Token(), testParentForAPI, func(o *R2APIOptions) { o.BaseURL = fake.BaseURL })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCache(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Retrieve(t.Context(), Key{Bucket: "b", Permission: PermObjectReadOnly}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fake.ConnClosed():
+		t.Fatal("the connection closed before Close")
+	default:
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fake.ConnClosed():
+	case <-time.After(10 * time.Second): // a bound on failure, not a wait for success
+		t.Fatal("the API client's idle connection is still open after Close")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -87,6 +88,8 @@ type FakeCloudflare struct {
 
 	cfg     FakeCloudflareConfig
 	release chan struct{} // closed at cleanup: held and hanging answers end
+	// connClosed receives a value each time a client connection closes.
+	connClosed chan struct{}
 
 	mu      sync.Mutex
 	faults  []Fault
@@ -108,7 +111,17 @@ func NewFakeCloudflare(t testing.TB, cfg FakeCloudflareConfig) *FakeCloudflare {
 	if f.cfg.Mint == nil {
 		f.cfg.Mint = f.madeUp
 	}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	f.connClosed = make(chan struct{}, 1024)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed || s == http.StateHijacked {
+			select {
+			case f.connClosed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(f.release) }) // runs before srv.Close, which waits for handlers
 	f.BaseURL = srv.URL + "/client/v4"
@@ -118,6 +131,9 @@ func NewFakeCloudflare(t testing.TB, cfg FakeCloudflareConfig) *FakeCloudflare {
 // AccountID and Token are what the fake accepts.
 func (f *FakeCloudflare) AccountID() string { return f.cfg.AccountID }
 func (f *FakeCloudflare) Token() string     { return f.cfg.Token }
+
+// ConnClosed receives a value each time a connection to the fake is closed, by either side.
+func (f *FakeCloudflare) ConnClosed() <-chan struct{} { return f.connClosed }
 
 // Inject queues faults for the next calls, one call each, in order.
 func (f *FakeCloudflare) Inject(faults ...Fault) {
