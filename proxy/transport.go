@@ -54,6 +54,8 @@ func NewTransport() *http.Transport {
 // the object (versitygw, through fasthttp's streamed request bodies, does so when the
 // Content-Length was not reached). A reset makes its read fail, so nothing is stored. At
 // every other close the connection is idle, and a reset costs nothing.
+//
+// Its writes also give up when the upstream stops reading (see stallTimeout).
 type resetConn struct {
 	*net.TCPConn
 	buffers *sync.Pool
@@ -64,6 +66,42 @@ func (c resetConn) Close() error {
 	return c.TCPConn.Close()
 }
 
+// stallTimeout is how long one write to an upstream may go without the upstream taking a
+// byte. An upstream that stops reading mid-upload would otherwise block the body copy for
+// ever: nothing then reads the client's body, so the server never notices that the client
+// gave up, and the request holds its max_concurrent_requests slot and blocks shutdown
+// (issue 12 item 8). The failed write makes the transport close the connection, which
+// resetConn turns into a reset, so nothing partial is stored. Writes go in pieces of at
+// most stallPiece, each with a fresh deadline, so that a slow but live upstream is never
+// cut.
+const (
+	stallTimeout = 2 * time.Minute
+	stallPiece   = 64 << 10
+)
+
+// Write writes p in pieces, each of which must be taken by the upstream within
+// stallTimeout.
+func (c resetConn) Write(p []byte) (int, error) {
+	return c.write(p, stallTimeout)
+}
+
+func (c resetConn) write(p []byte, stall time.Duration) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		piece := p[:min(len(p), stallPiece)]
+		if err := c.SetWriteDeadline(time.Now().Add(stall)); err != nil {
+			return n, err
+		}
+		m, err := c.TCPConn.Write(piece)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
+
 // ReadFrom copies request bodies to the connection in large pieces. The transport writes
 // every body through the connection's ReadFrom; *net.TCPConn's own falls back to a 32 KiB
 // copy (the body is not a file or socket it can splice), and measured 1 GiB PUTs run about
@@ -71,7 +109,7 @@ func (c resetConn) Close() error {
 func (c resetConn) ReadFrom(r io.Reader) (int64, error) {
 	bp := c.buffers.Get().(*[]byte)
 	defer c.buffers.Put(bp)
-	return io.CopyBuffer(writerOnly{c.TCPConn}, r, *bp)
+	return io.CopyBuffer(writerOnly{c}, r, *bp)
 }
 
 // writerOnly hides the connection's ReadFrom from io.CopyBuffer, which would otherwise
@@ -87,47 +125,73 @@ type writerOnly struct{ io.Writer }
 // fasthttp). So when the body fails, the guard resets the TCP connection underneath before
 // the transport sees the error; the alert then has nowhere to go. HTTP/2 connections are
 // left alone: there the transport resets only the stream, which no server takes for an end.
+//
+// A process that dies (SIGKILL after a grace period, the OOM killer, a crash) closes no
+// connection itself: the kernel does, with a FIN, and the upstream stores the truncated
+// body (issue 12 item 7). So while a body is in flight its connection has SO_LINGER 0,
+// which makes the kernel's own close a reset too; once the whole body is sent the normal
+// close is restored, and a connection kept for reuse closes like any other.
 type uploadGuard struct {
 	mu   sync.Mutex
 	conn net.Conn // the connection the body is being written to
 	sent bool     // the whole body was read: nothing left to protect
 }
 
-// gotConn is an httptrace.ClientTrace GotConn hook.
+// gotConn is an httptrace.ClientTrace GotConn hook: the body is about to be written to
+// info.Conn.
 func (g *uploadGuard) gotConn(info httptrace.GotConnInfo) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.conn = info.Conn
-	g.mu.Unlock()
+	if rc, ok := g.tcp(); ok && !g.sent {
+		_ = rc.SetLinger(0)
+	}
 }
 
 // bodyDone records how the body read ended: at its end, or failing.
 func (g *uploadGuard) bodyDone(err error) {
 	if err == io.EOF {
 		g.mu.Lock()
-		g.sent = true
-		g.mu.Unlock()
+		defer g.mu.Unlock()
+		if !g.sent {
+			g.sent = true
+			if rc, ok := g.tcp(); ok {
+				_ = rc.SetLinger(-1) // the body is complete: a FIN can no longer truncate it
+			}
+		}
 		return
 	}
 	g.abort()
 }
 
-// abort resets the upload's connection unless its whole body was sent.
+// abort resets the upload's connection unless its whole body was sent. Resetting also
+// fails a body write blocked on an upstream that stopped reading.
 func (g *uploadGuard) abort() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.sent || g.conn == nil {
+	if g.sent {
 		return
 	}
+	if rc, ok := g.tcp(); ok {
+		_ = rc.Close() // a reset; the transport's own close then fails harmlessly
+	}
+}
+
+// tcp is the TCP connection under the upload's HTTP/1.1 connection; false for none or
+// for HTTP/2. Needs mu.
+func (g *uploadGuard) tcp() (resetConn, bool) {
 	c := g.conn
+	if c == nil {
+		return resetConn{}, false
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			return
+			return resetConn{}, false
 		}
 		c = tc.NetConn()
 	}
-	if rc, ok := c.(resetConn); ok {
-		_ = rc.Close() // a reset; the transport's own close then fails harmlessly
-	}
+	rc, ok := c.(resetConn)
+	return rc, ok
 }
 
 // guardedBody tells its guard how the body read ended.

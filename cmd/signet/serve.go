@@ -116,6 +116,14 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := newServer(s.handler, s.logger)
+	// Every request's context comes from abortCtx: cancelling it is how a stop that ran out
+	// of drain time aborts the requests still in flight. An upload blocked writing to an
+	// upstream that stopped reading reads nothing from its client, so closing the client's
+	// connection would never reach it; the cancelled context resets its upstream connection
+	// (proxy.Handler.ServeHTTP), which fails the blocked write, and nothing partial is stored.
+	abortCtx, abortRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer abortRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return abortCtx }
 	srv.RegisterOnShutdown(func() { // runs once the listener is closed
 		s.logger.Info("stopped accepting connections; draining requests in flight")
 	})
@@ -158,37 +166,41 @@ func (s *server) run(ctx context.Context) error {
 			}
 		})
 	}
+	// Read once, before any reload can replace s.cfg: shutdown_timeout is restart-only.
+	timeout := time.Duration(s.cfg.ShutdownTimeout)
 	g.Go(func() error {
 		<-gctx.Done()
-		timeout := time.Duration(s.cfg.ShutdownTimeout)
 		s.logger.Info("shutting down", slog.Duration("drain_timeout", timeout))
 		s.handler.Drain()
-		sctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// Exiting now would close the upstream connections of uploads still in flight
-			// with a FIN, which a lenient server takes for the end of the body, storing a
-			// truncated object. Closing their clients' connections instead makes each
-			// request fail its body read, which resets its upstream connection (see
-			// proxy.Handler.Wait); then they are waited for.
-			s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
-			_ = srv.Close()
+		// The admin listener goes last, whatever happens to the drain: /readyz says
+		// "draining" meanwhile, and a server left running would keep g.Wait from returning.
+		defer func() {
 			actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 			defer cancel()
-			if err := s.handler.Wait(actx); err != nil {
-				return fmt.Errorf("abort requests in flight: %w", err)
+			for _, srv := range servers[1:] {
+				if err := srv.Shutdown(actx); err != nil {
+					_ = srv.Close()
+				}
 			}
+		}()
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err == nil {
+			return nil
 		}
-		// The admin listener goes last: /readyz says "draining" while the S3 one drains.
+		// Exiting now would end the upstream connections of uploads still in flight with a
+		// FIN, which a lenient server takes for the end of the body. Aborting them resets
+		// those connections instead; then they are waited for, for at most abortTimeout.
+		s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
+		abortRequests()
+		_ = srv.Close()
 		actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 		defer cancel()
-		var errs []error
-		for _, srv := range servers[1:] {
-			if err := srv.Shutdown(actx); err != nil {
-				errs = append(errs, fmt.Errorf("admin drain: %w", err))
-			}
+		if err := s.handler.Wait(actx); err != nil {
+			// Uploads still in flight have SO_LINGER 0 upstream: the exit resets them.
+			return fmt.Errorf("drain time (%s) ran out and aborting the requests in flight did not end them within %s: %w", timeout, abortTimeout, err)
 		}
-		return errors.Join(errs...)
+		return fmt.Errorf("drain time (%s) ran out: requests in flight were aborted", timeout)
 	})
 	return g.Wait()
 }

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signet-proxy/signet/internal/testenv"
+)
+
+// relay is a TCP relay between signet and its upstream that reports how signet's side of
+// each connection ended (a FIN or a reset) and passes the same on: a FIN as a half-close,
+// a reset as a reset. With stall set it stops reading from signet once threshold bytes
+// have passed, until stall is closed: an upstream that stopped reading mid-upload.
+type relay struct {
+	addr      string
+	target    string
+	threshold int64
+	stall     chan struct{}
+
+	reached     chan struct{} // closed when a connection has forwarded threshold bytes
+	reachedOnce sync.Once
+	// ended gets, per connection that reached threshold, how signet's side ended (nil for
+	// a clean EOF), once the upstream has answered (or been reset).
+	ended chan error
+}
+
+func startRelay(t *testing.T, target string, threshold int64, stall bool) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{addr: ln.Addr().String(), target: target, threshold: threshold,
+		reached: make(chan struct{}), ended: make(chan error, 16)}
+	if stall {
+		r.stall = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		if r.stall != nil {
+			select {
+			case <-r.stall:
+			default:
+				close(r.stall)
+			}
+		}
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { r.serve(c) })
+		}
+	})
+	return r
+}
+
+func (r *relay) serve(in net.Conn) {
+	defer in.Close()
+	out, err := net.Dial("tcp", r.target)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	back := make(chan struct{})
+	go func() { // upstream to signet, until the upstream closes
+		_, _ = io.Copy(in, out)
+		close(back)
+	}()
+	var n int64
+	buf := make([]byte, 64<<10)
+	for {
+		k, rerr := in.Read(buf)
+		if k > 0 {
+			if _, err := out.Write(buf[:k]); err != nil {
+				return
+			}
+			n += int64(k)
+			if n >= r.threshold {
+				r.reachedOnce.Do(func() { close(r.reached) })
+				if r.stall != nil {
+					<-r.stall
+				}
+			}
+		}
+		if rerr == nil {
+			continue
+		}
+		if n < r.threshold {
+			return
+		}
+		if errors.Is(rerr, io.EOF) {
+			_ = out.(*net.TCPConn).CloseWrite() // a FIN, as signet's
+			<-back                              // the upstream answered and closed
+			r.ended <- nil
+			return
+		}
+		_ = out.(*net.TCPConn).SetLinger(0) // a reset, as signet's
+		out.Close()
+		<-back
+		r.ended <- rerr
+		return
+	}
+}
+
+// streamUpload PUTs size zero bytes to url from a goroutine, and returns at once.
+func streamUpload(t *testing.T, url string, size int64) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
+	req, _ := http.NewRequestWithContext(t.Context(), "PUT", url, pr)
+	req.ContentLength = size
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	go func() {
+		chunk := make([]byte, 1<<20)
+		for sent := int64(0); sent < size; sent += int64(len(chunk)) {
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+}
+
+func gwUpstreams() []struct {
+	name  string
+	start func(testing.TB) *testenv.VersityGW
+} {
+	return []struct {
+		name  string
+		start func(testing.TB) *testenv.VersityGW
+	}{
+		{"http upstream", testenv.StartVersityGW},
+		{"https upstream", testenv.StartVersityGWTLS},
+	}
+}
+
+// relayedConfig routes bucket alpha to gw through the relay.
+func relayedConfig(t *testing.T, gw *testenv.VersityGW, r *relay, extra string) string {
+	t.Helper()
+	if err := os.Mkdir(filepath.Join(gw.DataDir, "alpha"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	scheme := "http"
+	if gw.CertFile != "" {
+		scheme = "https"
+		t.Setenv("SSL_CERT_FILE", gw.CertFile) // signet trusts the upstream's certificate
+	}
+	return writeConfig(t, fmt.Sprintf(`%sadmin_listen: 127.0.0.1:0
+accounts:
+  gw:
+    endpoint: %s://%s
+    credentials: {access_key_id: %s, secret_access_key: %s}
+buckets:
+  - {name: alpha, account: gw}
+`, extra, scheme, r.addr, gw.AccessKey, gw.SecretKey))
+}
+
+// TestKilledMidUploadStoresNothing: signet SIGKILLed at 16 MiB of a 64 MiB upload (what
+// Kubernetes does after the grace period, and what the OOM killer and a crash look like)
+// leaves no truncated object upstream: the kernel resets the upload's connection instead
+// of ending it with a FIN (issue 12 item 7).
+func TestKilledMidUploadStoresNothing(t *testing.T) {
+	for _, up := range gwUpstreams() {
+		t.Run(up.name, func(t *testing.T) {
+			gw := up.start(t)
+			r := startRelay(t, hostPort(gw), 16<<20, false)
+			p := startSignet(t, "--config", relayedConfig(t, gw, r, ""))
+			streamUpload(t, "http://"+p.addr+"/alpha/big", 64<<20)
+			select {
+			case <-r.reached:
+			case <-time.After(time.Minute):
+				t.Fatal("the upload never reached 16 MiB upstream")
+			}
+			if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-p.done
+			select {
+			case err := <-r.ended:
+				if err == nil {
+					t.Error("the killed signet's upload connection ended with a FIN, which the upstream takes for the end of the body")
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("the upstream connection did not end after signet was killed")
+			}
+			if fi, err := os.Stat(filepath.Join(gw.DataDir, "alpha", "big")); err == nil {
+				t.Errorf("the upstream stored a truncated object of %d bytes", fi.Size())
+			}
+		})
+	}
+}
+
+// TestStopWithStalledUpstream: SIGTERM while an upload's upstream has stopped reading
+// ends within shutdown_timeout plus the bounded abort, with a non-zero exit (it had to
+// abort), the admin listener closed, and nothing stored upstream (issue 12 item 8).
+func TestStopWithStalledUpstream(t *testing.T) {
+	for _, up := range gwUpstreams() {
+		t.Run(up.name, func(t *testing.T) {
+			gw := up.start(t)
+			r := startRelay(t, hostPort(gw), 8<<20, true)
+			p := startSignet(t, "--config", relayedConfig(t, gw, r, "shutdown_timeout: 1s\n"))
+			streamUpload(t, "http://"+p.addr+"/alpha/big", 64<<20)
+			select {
+			case <-r.reached:
+			case <-time.After(time.Minute):
+				t.Fatal("the upload never reached 8 MiB upstream")
+			}
+			stopped := time.Now()
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-p.done:
+			case <-time.After(30 * time.Second): // shutdown_timeout 1s + abort 5s, with room
+				t.Fatal("signet is still running 30s after SIGTERM")
+			}
+			t.Logf("exited %s after SIGTERM: %v", time.Since(stopped).Round(time.Millisecond), p.err)
+			if p.err == nil {
+				t.Error("exit status 0, want non-zero: requests in flight had to be aborted")
+			}
+			if c, err := net.Dial("tcp", p.adminAddr); err == nil {
+				c.Close()
+				t.Error("the admin listener still accepts connections")
+			}
+			close(r.stall) // the upstream reads again: what signet left behind reaches it
+			select {
+			case err := <-r.ended:
+				if err == nil {
+					t.Error("the aborted upload's connection ended with a FIN, which the upstream takes for the end of the body")
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("the upstream connection did not end")
+			}
+			if fi, err := os.Stat(filepath.Join(gw.DataDir, "alpha", "big")); err == nil {
+				t.Errorf("the upstream stored a truncated object of %d bytes", fi.Size())
+			}
+		})
+	}
+}
+
+// hostPort is gw's address without the scheme.
+func hostPort(gw *testenv.VersityGW) string {
+	_, hp, _ := strings.Cut(gw.Endpoint, "://")
+	return hp
+}
