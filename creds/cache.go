@@ -114,6 +114,20 @@ type KeyStatus struct {
 	// Failures counts consecutive failed mints; LastError is the latest (nil after a success).
 	Failures  int
 	LastError error
+	// Refused reports that upstream refused the credential held (Invalidate) within the
+	// last minute and nothing has replaced it since: Valid as it may be, requests fail.
+	Refused bool
+}
+
+// refusedFor is how long a refusal counts in KeyStatus.Refused. Refusals recur with every
+// request signed with a revoked key, so it need not last; a credential refused once, by a
+// request the upstream had some other reason to refuse, stops counting.
+const refusedFor = time.Minute
+
+// isRefused reports whether a refusal at refused, of credentials taken at taken, still
+// counts at now.
+func isRefused(refused, taken, now time.Time) bool {
+	return !refused.IsZero() && !refused.Before(taken) && now.Sub(refused) < refusedFor
 }
 
 // Cache is a [Provider] that holds one credential per [Key], minted by a [Minter].
