@@ -202,10 +202,13 @@ func (c *Credentials) validate() []*FieldError {
 	if c.SafetyMargin < 0 {
 		bad(errors.New("must not be negative"), "safety_margin")
 	}
+	if c.MaxKeys < 1 {
+		bad(fmt.Errorf("%d must be at least 1", c.MaxKeys), "max_keys")
+	}
 	checkTTL := func(d Duration, p ...any) {
 		ttl := time.Duration(d)
-		if ttl < time.Second || ttl > 7*24*time.Hour {
-			bad(fmt.Errorf("%s must be between 1s and 168h (7 days)", ttl), p...)
+		if ttl < time.Second || ttl > MaxR2TTL {
+			bad(fmt.Errorf("%s must be between 1s and %s (7 days)", ttl, MaxR2TTL), p...)
 			return
 		}
 		// A credential must still be usable when its refresh is due, or every request
@@ -227,6 +230,15 @@ func (c *Credentials) validate() []*FieldError {
 			bad(errors.New("parent_access_key_id is required"), "r2_temp_api")
 		}
 		checkTTL(a.TTL, "r2_temp_api", "ttl")
+		if a.APIBudget < 1 {
+			bad(fmt.Errorf("%d must be at least 1", a.APIBudget), "r2_temp_api", "api_budget")
+		}
+		if a.APIBudgetWindow <= 0 {
+			bad(errors.New("must be positive"), "r2_temp_api", "api_budget_window")
+		}
+		if a.APIRefreshReserve < 0 || a.APIRefreshReserve >= a.APIBudget {
+			bad(fmt.Errorf("%d must be at least 0 and less than api_budget (%d): the rest is what presigned URLs and first mints may use", a.APIRefreshReserve, a.APIBudget), "r2_temp_api", "api_refresh_reserve")
+		}
 		if u, err := url.Parse(a.APIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(fmt.Errorf("%q is not an http(s) URL", redactURL(a.APIBaseURL)), "r2_temp_api", "api_base_url")
 		}

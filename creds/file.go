@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/internal/filewatch"
 )
 
@@ -66,7 +67,8 @@ type File struct {
 	creds   aws.Credentials
 	loaded  time.Time
 	lastErr error
-	refused time.Time       // when upstream last refused creds; zero: never
+	gen     uint64          // counts the credentials taken (read or gone back to)
+	refused refusal         // the last Invalidate
 	prev    aws.Credentials // the keys creds replaced; zero when none
 	// prevRefused: prev was refused upstream, so it is no way back.
 	prevRefused bool
@@ -85,7 +87,7 @@ func NewFile(path string, logger *slog.Logger, optFns ...func(*FileOptions)) (*F
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	o.SafetyMargin = cmp.Or(o.SafetyMargin, time.Minute)
+	o.SafetyMargin = cmp.Or(o.SafetyMargin, config.DefaultSafetyMargin)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -147,7 +149,7 @@ func (f *File) Invalidate(Key) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.opts.Now()
-	f.refused = now
+	f.refused = refusal{at: now, gen: f.gen}
 	if !f.prev.HasKeys() || f.prevRefused || f.prev.CanExpire && f.prev.Expires.Sub(now) <= f.opts.SafetyMargin {
 		return
 	}
@@ -155,7 +157,8 @@ func (f *File) Invalidate(Key) {
 		"access_key_id", f.creds.AccessKeyID, "previous_access_key_id", f.prev.AccessKeyID)
 	// The refused keys become the way back, marked refused: no flapping between the two.
 	f.creds, f.prev, f.prevRefused = f.prev, f.creds, true
-	f.loaded, f.refused = now, time.Time{}
+	f.loaded = now
+	f.gen++
 }
 
 // Status reports the file's credentials as one entry with a zero Key.
@@ -165,7 +168,7 @@ func (f *File) Status() []KeyStatus {
 	now := f.opts.Now()
 	s := KeyStatus{MintedAt: f.loaded, LastError: f.lastErr}
 	s.Valid = !f.creds.CanExpire || f.creds.Expires.Sub(now) > f.opts.SafetyMargin
-	s.Refused = isRefused(f.refused, f.loaded, now)
+	s.Refused = f.refused.counts(f.gen, now)
 	if f.creds.CanExpire {
 		s.Expires = f.creds.Expires
 	}
@@ -200,9 +203,10 @@ func (f *File) reload() {
 		f.lastErr = nil // rewritten unchanged
 	default:
 		if f.creds.HasKeys() {
-			f.prev, f.prevRefused = f.creds, !f.refused.IsZero() && !f.refused.Before(f.loaded)
+			f.prev, f.prevRefused = f.creds, !f.refused.at.IsZero() && f.refused.gen == f.gen
 		}
-		f.creds, f.loaded, f.lastErr, f.refused = cr, f.opts.Now(), nil, time.Time{}
+		f.creds, f.loaded, f.lastErr = cr, f.opts.Now(), nil
+		f.gen++
 	}
 	f.mu.Unlock()
 	if err != nil {

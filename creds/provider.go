@@ -92,12 +92,15 @@ func (s *Static) Retrieve(ctx context.Context, _ Key) (aws.Credentials, error) {
 // to sign with, but readiness should know (Status).
 func (s *Static) Invalidate(Key) { s.refused.Store(s.now().UnixNano()) }
 
+// staticGen is the one generation of credentials a Static holds.
+const staticGen = 1
+
 // Status reports the keys as one valid entry with a zero Key, Refused after a recent
 // Invalidate.
 func (s *Static) Status() []KeyStatus {
 	st := KeyStatus{Valid: true}
 	if n := s.refused.Load(); n != 0 {
-		st.Refused = isRefused(time.Unix(0, n), time.Time{}, s.now())
+		st.Refused = refusal{at: time.Unix(0, n), gen: staticGen}.counts(staticGen, s.now())
 	}
 	return []KeyStatus{st}
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/listen"
 	"github.com/signet-proxy/signet/proxy"
 )
@@ -76,9 +77,19 @@ type server struct {
 	metrics    *proxy.Metrics
 	handler    *proxy.Handler
 	tls        *listen.TLS // nil when tls.mode is off
+	budgets    *creds.Budgets
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
+}
+
+// setupOptions are Setup's options for a table replacing previous (nil at start). The
+// Cloudflare API budgets live as long as the process: a reload must not reset them.
+func (s *server) setupOptions(previous *proxy.Table) func(*proxy.SetupOptions) {
+	return func(o *proxy.SetupOptions) {
+		o.Metrics, o.Previous = s.metrics, previous
+		o.CacheOptions = append(o.CacheOptions, func(co *creds.CacheOptions) { co.Budgets = s.budgets })
+	}
 }
 
 func (s *server) listenAddr() string {
@@ -97,7 +108,8 @@ func (s *server) run(ctx context.Context) error {
 		}
 		return s.handler.Table()
 	})
-	table, err := proxy.Setup(s.cfg, s.logger, func(o *proxy.SetupOptions) { o.Metrics = s.metrics })
+	s.budgets = creds.NewBudgets()
+	table, err := proxy.Setup(s.cfg, s.logger, s.setupOptions(nil))
 	if err != nil {
 		return err
 	}
@@ -243,9 +255,7 @@ func (s *server) reload(ctx context.Context) {
 	next, err := config.Load(s.path)
 	if err == nil {
 		var table *proxy.Table
-		table, err = proxy.Setup(next, s.logger, func(o *proxy.SetupOptions) {
-			o.Metrics, o.Previous = s.metrics, s.handler.Table()
-		})
+		table, err = proxy.Setup(next, s.logger, s.setupOptions(s.handler.Table()))
 		if err == nil {
 			if changed := restartOnly(s.cfg, next); len(changed) > 0 {
 				s.logger.Warn("config reload: these changes take effect only after a restart; the routes, accounts and clients were applied",
