@@ -289,9 +289,9 @@ type cacheEntry struct {
 	lastErr     error
 	gen         uint64  // counts the credentials minted
 	refused     refusal // the last Invalidate
-	looping     bool      // a refresh loop runs for this entry
-	idle        bool      // the refresh loop stopped because no one retrieved the key
-	removed     bool      // dropped from the Cache (MaxKeys): its loop ends
+	looping     bool    // a refresh loop runs for this entry
+	idle        bool    // the refresh loop stopped because no one retrieved the key
+	removed     bool    // dropped from the Cache (MaxKeys): its loop ends
 }
 
 // NewCache returns a Cache over m. It starts no goroutine until the first Retrieve.
@@ -352,9 +352,9 @@ func NewCache(m Minter, optFns ...func(*CacheOptions)) (*Cache, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{
-		minter:  m,
-		opts:    o,
-		log:     log,
+		minter:    m,
+		opts:      o,
+		log:       log,
 		stop:      make(chan struct{}),
 		entries:   make(map[Key]*cacheEntry),
 		presigned: make(map[Key]presignedCreds),
