@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -262,4 +263,92 @@ func TestStopWithStalledUpstream(t *testing.T) {
 func hostPort(gw *testenv.VersityGW) string {
 	_, hp, _ := strings.Cut(gw.Endpoint, "://")
 	return hp
+}
+
+// TestReadyzReflectsRefusedKeys: /readyz answers at once from what signet holds: 503 once
+// the upstream refuses the keys (a revoked key, while every request gets 403), and 503
+// without waiting while a mint hangs (issue 12 item 13).
+func TestReadyzReflectsRefusedKeys(t *testing.T) {
+	// MinIO, not versitygw: versitygw answers an unknown key with 404 XAdminUserNotFound,
+	// where S3, R2 and MinIO answer 403 InvalidAccessKeyId.
+	mc := testenv.StartMinIO(t)
+	fake := testenv.NewFakeCloudflare(t, testenv.FakeCloudflareConfig{ParentAccessKeyID: "parent"})
+	fake.Inject(testenv.Fault{Hang: true})
+	p := startSignet(t, "--config", writeConfig(t, fmt.Sprintf(`admin_listen: 127.0.0.1:0
+accounts:
+  revoked:
+    endpoint: %s
+    credentials: {access_key_id: AKREVOKED0000000000, secret_access_key: %s}
+  minted:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    endpoint: %s
+    credentials:
+      r2_temp_api: {api_token: %s, parent_access_key_id: parent, api_base_url: %s}
+buckets:
+  - {name: alpha, account: revoked}
+  - {name: beta, account: minted}
+`, mc.Endpoint, mc.RootPassword, mc.Endpoint, fake.Token(), fake.BaseURL)))
+	// A bound, not a wait: readiness must not wait for the hanging mint.
+	quick := &http.Client{Transport: &http.Transport{}, Timeout: 2 * time.Second}
+	ready := func() (int, string) {
+		t.Helper()
+		resp, err := quick.Get("http://" + p.adminAddr + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := ready()
+	if code != 503 || !strings.Contains(body, "bucket beta (account minted)") {
+		t.Errorf("readyz while the mint hangs: %d %q", code, body)
+	}
+	if strings.Contains(body, "bucket alpha") {
+		t.Errorf("readyz before any request: alpha reported not ready: %q", body)
+	}
+	c := &http.Client{Transport: &http.Transport{}}
+	if code, body := do(t, c, "GET", "http://"+p.addr+"/alpha?list-type=2", nil); code != 403 {
+		t.Fatalf("a request signed with the revoked key: %d %s", code, body)
+	}
+	if code, body := ready(); code != 503 || !strings.Contains(body, "bucket alpha (account revoked): upstream refused the credentials") {
+		t.Errorf("readyz after the upstream refused the key: %d %q", code, body)
+	}
+}
+
+// TestCredentialsFileKeepsWorkingKeys: a credentials file rewritten with a key the
+// upstream refuses (a rotator's mistake, or a file caught half-written) does not take the
+// working keys away: signet goes back to them and requests keep succeeding (issue 12
+// item 10).
+func TestCredentialsFileKeepsWorkingKeys(t *testing.T) {
+	mc := testenv.StartMinIO(t) // answers a wrong key 403 InvalidAccessKeyId, as S3 and R2 do
+	credsFile := filepath.Join(t.TempDir(), "creds.yaml")
+	write := func(keyID string) {
+		replaceFile(t, credsFile, fmt.Sprintf("access_key_id: %s\nsecret_access_key: %s\n", keyID, mc.RootPassword))
+	}
+	write(mc.RootUser)
+	p := startSignet(t, "--config", writeConfig(t, fmt.Sprintf(`admin_listen: 127.0.0.1:0
+accounts:
+  gw: {endpoint: %s, credentials: {file: %q}}
+buckets:
+  - {name: alpha, account: gw}
+`, mc.Endpoint, credsFile)))
+	c := &http.Client{Transport: &http.Transport{}}
+	if code, body := do(t, c, "PUT", "http://"+p.addr+"/alpha", nil); code != 200 {
+		t.Fatalf("create bucket: %d %s", code, body)
+	}
+	list := "http://" + p.addr + "/alpha?list-type=2"
+	if code, body := do(t, c, "GET", list, nil); code != 200 {
+		t.Fatalf("with the working keys: %d %s", code, body)
+	}
+	write(mc.RootUser[:3]) // cut short: it parses
+	p.waitLog(t, regexp.MustCompile(`msg="reloaded credentials file"`), 10*time.Second)
+	for i := range 3 {
+		if code, body := do(t, c, "GET", list, nil); code != 200 {
+			t.Errorf("request %d after a rewrite with a refused key: %d %s", i, code, body)
+		}
+	}
+	if code, body := do(t, c, "GET", "http://"+p.adminAddr+"/readyz", nil); code != 200 {
+		t.Errorf("readyz with the working keys back: %d %q", code, body)
+	}
 }
