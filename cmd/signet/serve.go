@@ -157,11 +157,15 @@ func (s *server) run(ctx context.Context) error {
 	s.logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("tls", s.cfg.TLS.Mode), slog.Bool("zero_config", s.cfg.ZeroConfig),
 		slog.Int("routes", len(s.cfg.Buckets)), slog.String("version", buildVersion()))
 
+	// From here on a reload may replace s.cfg at any time (under s.mu): what the rest of
+	// run needs of the starting config is read now. shutdown_timeout is restart-only.
+	timeout := time.Duration(s.cfg.ShutdownTimeout)
+	startKeyFiles := keyFiles(s.cfg)
 	if s.path != "" {
 		g.Go(func() error { return config.Watch(gctx, s.path, func() { s.reload(gctx) }) })
 		// Key files are read once, at setup: a rotated one (a Kubernetes secret update)
 		// needs a reload too. Those a later config adds are re-read at each reload.
-		for _, f := range keyFiles(s.cfg) {
+		for _, f := range startKeyFiles {
 			g.Go(func() error { return config.Watch(gctx, f, func() { s.reload(gctx) }) })
 		}
 		g.Go(func() error {
@@ -178,8 +182,6 @@ func (s *server) run(ctx context.Context) error {
 			}
 		})
 	}
-	// Read once, before any reload can replace s.cfg: shutdown_timeout is restart-only.
-	timeout := time.Duration(s.cfg.ShutdownTimeout)
 	g.Go(func() error {
 		<-gctx.Done()
 		s.logger.Info("shutting down", slog.Duration("drain_timeout", timeout))
