@@ -54,8 +54,6 @@ func NewTransport() *http.Transport {
 // the object (versitygw, through fasthttp's streamed request bodies, does so when the
 // Content-Length was not reached). A reset makes its read fail, so nothing is stored. At
 // every other close the connection is idle, and a reset costs nothing.
-//
-// Its writes also give up when the upstream stops reading (see stallTimeout).
 type resetConn struct {
 	*net.TCPConn
 	buffers *sync.Pool
@@ -66,42 +64,6 @@ func (c resetConn) Close() error {
 	return c.TCPConn.Close()
 }
 
-// stallTimeout is how long one write to an upstream may go without the upstream taking a
-// byte. An upstream that stops reading mid-upload would otherwise block the body copy for
-// ever: nothing then reads the client's body, so the server never notices that the client
-// gave up, and the request holds its max_concurrent_requests slot and blocks shutdown
-// (issue 12 item 8). The failed write makes the transport close the connection, which
-// resetConn turns into a reset, so nothing partial is stored. Writes go in pieces of at
-// most stallPiece, each with a fresh deadline, so that a slow but live upstream is never
-// cut.
-const (
-	stallTimeout = 2 * time.Minute
-	stallPiece   = 64 << 10
-)
-
-// Write writes p in pieces, each of which must be taken by the upstream within
-// stallTimeout.
-func (c resetConn) Write(p []byte) (int, error) {
-	return c.write(p, stallTimeout)
-}
-
-func (c resetConn) write(p []byte, stall time.Duration) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		piece := p[:min(len(p), stallPiece)]
-		if err := c.SetWriteDeadline(time.Now().Add(stall)); err != nil {
-			return n, err
-		}
-		m, err := c.TCPConn.Write(piece)
-		n += m
-		if err != nil {
-			return n, err
-		}
-		p = p[m:]
-	}
-	return n, nil
-}
-
 // ReadFrom copies request bodies to the connection in large pieces. The transport writes
 // every body through the connection's ReadFrom; *net.TCPConn's own falls back to a 32 KiB
 // copy (the body is not a file or socket it can splice), and measured 1 GiB PUTs run about
@@ -109,7 +71,7 @@ func (c resetConn) write(p []byte, stall time.Duration) (int, error) {
 func (c resetConn) ReadFrom(r io.Reader) (int64, error) {
 	bp := c.buffers.Get().(*[]byte)
 	defer c.buffers.Put(bp)
-	return io.CopyBuffer(writerOnly{c}, r, *bp)
+	return io.CopyBuffer(writerOnly{c.TCPConn}, r, *bp)
 }
 
 // writerOnly hides the connection's ReadFrom from io.CopyBuffer, which would otherwise
