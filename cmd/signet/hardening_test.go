@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -350,5 +351,41 @@ buckets:
 	}
 	if code, body := do(t, c, "GET", "http://"+p.adminAddr+"/readyz", nil); code != 200 {
 		t.Errorf("readyz with the working keys back: %d %q", code, body)
+	}
+}
+
+// TestReloadReleasesAPIConnections: each reload that changes an r2_temp_api account
+// closes the replaced account's API connection at once, instead of leaving it and its
+// goroutines for the transport's 90 s idle timeout (issue 12 item 12).
+func TestReloadReleasesAPIConnections(t *testing.T) {
+	fake := testenv.NewFakeCloudflare(t, testenv.FakeCloudflareConfig{AccountID: "0123456789abcdef0123456789abcdef", ParentAccessKeyID: "parent"})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(upstream.Close)
+	config := func(ttl int) string {
+		return fmt.Sprintf(`admin_listen: 127.0.0.1:0
+accounts:
+  minted:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    endpoint: %s
+    credentials:
+      r2_temp_api: {api_token: %s, parent_access_key_id: parent, api_base_url: %s, ttl: %ds}
+buckets:
+  - {name: alpha, account: minted}
+`, upstream.URL, fake.Token(), fake.BaseURL, ttl)
+	}
+	cfgPath := writeConfig(t, config(3600))
+	p := startSignet(t, "--config", cfgPath)
+	c := &http.Client{Transport: &http.Transport{}}
+	for i := range 5 {
+		if code, body := do(t, c, "GET", "http://"+p.addr+"/alpha/k", nil); code != 200 {
+			t.Fatalf("request %d: %d %s", i, code, body) // it minted, over a connection kept idle
+		}
+		replaceFile(t, cfgPath, config(3601+i))
+		p.waitLog(t, regexp.MustCompile(`config reloaded`), 10*time.Second)
+		select {
+		case <-fake.ConnClosed():
+		case <-time.After(10 * time.Second): // a bound on failure only
+			t.Fatalf("reload %d: the replaced account's API connection is still open", i+1)
+		}
 	}
 }
