@@ -260,7 +260,10 @@ type Cache struct {
 	mu        sync.RWMutex
 	entries   map[Key]*cacheEntry
 	presigned map[Key]presignedCreds // see MintTTL
-	closed    bool
+	// evicted are entries dropped (MaxKeys) while a mint of theirs ran, for Close to wait
+	// for; pruned of finished ones at each eviction.
+	evicted []*cacheEntry
+	closed  bool
 }
 
 var (
@@ -292,6 +295,7 @@ type cacheEntry struct {
 	looping     bool    // a refresh loop runs for this entry
 	idle        bool    // the refresh loop stopped because no one retrieved the key
 	removed     bool    // dropped from the Cache (MaxKeys): its loop ends
+	minting     bool    // a mint started by startMintLocked has not returned yet
 }
 
 // NewCache returns a Cache over m. It starts no goroutine until the first Retrieve.
@@ -434,6 +438,10 @@ func (c *Cache) entryLocked(key Key) *cacheEntry {
 		delete(c.entries, oldest.key)
 		oldest.removed = true
 		poke(oldest.wake)
+		c.evicted = slices.DeleteFunc(c.evicted, func(e *cacheEntry) bool { return !e.minting })
+		if oldest.minting {
+			c.evicted = append(c.evicted, oldest)
+		}
 		c.log.Info("credential dropped: more keys than max_keys", "bucket", oldest.key.Bucket, "max_keys", c.opts.MaxKeys)
 	}
 	e := &cacheEntry{key: key, wake: make(chan struct{}, 1)}
@@ -523,10 +531,11 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
-	entries := make([]*cacheEntry, 0, len(c.entries))
+	entries := make([]*cacheEntry, 0, len(c.entries)+len(c.evicted))
 	for _, e := range c.entries {
 		entries = append(entries, e)
 	}
+	entries = append(entries, c.evicted...)
 	c.mu.Unlock()
 
 	close(c.stop)
@@ -563,12 +572,20 @@ func (c *Cache) noCredentials(e *cacheEntry, now, next time.Time) error {
 		ErrNoCredentials, e.key.Bucket, e.failures, wait, e.lastErr)
 }
 
-// startMintLocked starts a mint for e, or joins the one in flight. Needs mu (write or read)
+// startMintLocked starts a mint for e, or joins the one in flight. Needs mu (write)
 // with closed false, which is what lets Close wait for mints.
 func (c *Cache) startMintLocked(ctx context.Context, e *cacheEntry) <-chan singleflight.Result {
 	// The mint must outlive the caller that started it: the others share it.
 	mintCtx := context.WithoutCancel(ctx)
-	return e.sf.DoChan(mintFlight, func() (any, error) { return c.mint(mintCtx, e) })
+	e.minting = true
+	return e.sf.DoChan(mintFlight, func() (any, error) {
+		defer func() { // the very end of the flight's own work
+			c.mu.Lock()
+			e.minting = false
+			c.mu.Unlock()
+		}()
+		return c.mint(mintCtx, e)
+	})
 }
 
 // mint calls the minter once, within the budget, and records the outcome in e.
