@@ -603,9 +603,10 @@ func (c *Cache) mint(ctx context.Context, e *cacheEntry) (any, error) {
 	start := c.opts.Now()
 	var err error
 	if b := c.opts.Budget; b != nil {
-		// Refreshing a credential still in use may spend the reserve; nothing else may.
+		// Refreshing the credential of a key in use (it has minted and not gone idle, even if
+		// an outage let its credential lapse) may spend the reserve; nothing else may.
 		c.mu.RLock()
-		refresh := c.usable(e, start)
+		refresh := e.gen > 0 && !e.idle
 		c.mu.RUnlock()
 		err = b.take(start, refresh)
 	}
