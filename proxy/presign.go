@@ -21,7 +21,7 @@ import (
 // Presign limits: S3 presigned URLs live at most 7 days.
 const (
 	defaultPresignExpiry = 15 * time.Minute
-	maxPresignExpiry     = 7 * 24 * time.Hour
+	maxPresignExpiry     = config.MaxR2TTL // the 7-day cap has one owner
 	maxPresignBody       = 64 << 10
 )
 

@@ -87,47 +87,73 @@ type writerOnly struct{ io.Writer }
 // fasthttp). So when the body fails, the guard resets the TCP connection underneath before
 // the transport sees the error; the alert then has nowhere to go. HTTP/2 connections are
 // left alone: there the transport resets only the stream, which no server takes for an end.
+//
+// A process that dies (SIGKILL after a grace period, the OOM killer, a crash) closes no
+// connection itself: the kernel does, with a FIN, and the upstream stores the truncated
+// body (issue 12 item 7). So while a body is in flight its connection has SO_LINGER 0,
+// which makes the kernel's own close a reset too; once the whole body is sent the normal
+// close is restored, and a connection kept for reuse closes like any other.
 type uploadGuard struct {
 	mu   sync.Mutex
 	conn net.Conn // the connection the body is being written to
 	sent bool     // the whole body was read: nothing left to protect
 }
 
-// gotConn is an httptrace.ClientTrace GotConn hook.
+// gotConn is an httptrace.ClientTrace GotConn hook: the body is about to be written to
+// info.Conn.
 func (g *uploadGuard) gotConn(info httptrace.GotConnInfo) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.conn = info.Conn
-	g.mu.Unlock()
+	if rc, ok := g.tcp(); ok && !g.sent {
+		_ = rc.SetLinger(0)
+	}
 }
 
 // bodyDone records how the body read ended: at its end, or failing.
 func (g *uploadGuard) bodyDone(err error) {
 	if err == io.EOF {
 		g.mu.Lock()
-		g.sent = true
-		g.mu.Unlock()
+		defer g.mu.Unlock()
+		if !g.sent {
+			g.sent = true
+			if rc, ok := g.tcp(); ok {
+				_ = rc.SetLinger(-1) // the body is complete: a FIN can no longer truncate it
+			}
+		}
 		return
 	}
 	g.abort()
 }
 
-// abort resets the upload's connection unless its whole body was sent.
+// abort resets the upload's connection unless its whole body was sent. Resetting also
+// fails a body write blocked on an upstream that stopped reading.
 func (g *uploadGuard) abort() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.sent || g.conn == nil {
+	if g.sent {
 		return
 	}
+	if rc, ok := g.tcp(); ok {
+		_ = rc.Close() // a reset; the transport's own close then fails harmlessly
+	}
+}
+
+// tcp is the TCP connection under the upload's HTTP/1.1 connection; false for none or
+// for HTTP/2. Needs mu.
+func (g *uploadGuard) tcp() (resetConn, bool) {
 	c := g.conn
+	if c == nil {
+		return resetConn{}, false
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			return
+			return resetConn{}, false
 		}
 		c = tc.NetConn()
 	}
-	if rc, ok := c.(resetConn); ok {
-		_ = rc.Close() // a reset; the transport's own close then fails harmlessly
-	}
+	rc, ok := c.(resetConn)
+	return rc, ok
 }
 
 // guardedBody tells its guard how the body read ended.
