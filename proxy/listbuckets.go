@@ -36,7 +36,8 @@ const maxListBody = 16 << 20
 
 // listBuckets answers GET / from the route table: every exactly-named route, plus, for glob
 // routes, the upstream buckets that the globs match, under the names clients use.
-func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, st *state) {
+func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, x *exchange) {
+	c := x.plan.client
 	created := map[string]string{}
 	if t.listUpstream {
 		for _, up := range t.upstreams {
@@ -65,7 +66,8 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	}
 	names := make([]string, 0, len(created))
 	for n := range created {
-		if st.client == nil || st.client.mayUse(n) {
+		// Listed when the client could reach the bucket at all.
+		if authorize(c, t.Lookup(n), access{action: actHeadBucket, bucket: n}) == nil {
 			names = append(names, n)
 		}
 	}
@@ -77,7 +79,7 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	}
 	body, err := xml.Marshal(res)
 	if err != nil {
-		writeError(w, r, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: err.Error()}, st.id)
+		writeError(w, r, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: err.Error()}, x.plan.id)
 		return
 	}
 	w.Header().Set("Content-Type", "application/xml")

@@ -50,7 +50,9 @@ type Route struct {
 	key creds.Key
 	// scope confines the route's requests to its prefixes and objects.
 	scope scope
-	glob  bool
+	// actions, when set, are the only S3 actions (R2's names) the route allows.
+	actions []string
+	glob    bool
 }
 
 // IsGlob reports whether the route matches bucket names by pattern.
@@ -128,8 +130,9 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 				Objects:      joinSorted(b.Objects),
 				Actions:      joinSorted(b.Actions),
 			},
-			scope: scope{prefixes: b.Prefixes, objects: b.Objects},
-			glob:  b.IsGlob(),
+			scope:   scope{prefixes: b.Prefixes, objects: b.Objects},
+			actions: b.Actions,
+			glob:    b.IsGlob(),
 		}
 		t.routes = append(t.routes, r)
 		if r.glob {
