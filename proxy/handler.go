@@ -236,7 +236,10 @@ func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) 
 	if p.body.checked != nil {
 		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(p.body.checked)), int64(len(p.body.checked))
 	} else if in.Body != nil && in.Body != http.NoBody {
-		in.Body, in.ContentLength = openBody(in, p)
+		var err error
+		if in.Body, in.ContentLength, err = openBody(in, p); err != nil {
+			return bodyS3Error(err, "InvalidArgument", "")
+		}
 		if p.body.chunked != nil {
 			in.TransferEncoding = nil
 			if in.ContentLength == 0 {
@@ -273,7 +276,7 @@ func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) 
 // client's signed payload hash, or aws-chunked decoded (and its chunk signatures checked),
 // as the plan says. The decoder holds back the payload's last byte until the framing,
 // trailer and checksum are verified, so a bad body never completes an upload upstream.
-func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
+func openBody(in *http.Request, p *plan) (io.ReadCloser, int64, error) {
 	var rd io.Reader = in.Body
 	if v := p.verified; v != nil && v.BodyCheck != nil {
 		rd = v.BodyCheck(rd)
@@ -284,9 +287,18 @@ func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
 		if v := p.verified; v != nil && v.ChunkVerifier != nil {
 			v.ChunkVerifier(&opts)
 		}
-		rd, n = signer.NewChunkedReader(rd, opts), opts.DecodedLength
+		dec := signer.NewChunkedReader(rd, opts)
+		rd, n = dec, opts.DecodedLength
+		if p.body.reframe {
+			// planBody checked what NewTrailerFramer could refuse.
+			f, err := signer.NewTrailerFramer(dec, signer.FrameChunkSize)
+			if err != nil {
+				return nil, 0, err
+			}
+			rd, n = f, f.Len()
+		}
 	}
-	return decodedBody{rd, in.Body}, n
+	return decodedBody{rd, in.Body}, n, nil
 }
 
 // readChecked reads the body of a request whose body decides access (DeleteObjects on a
@@ -307,7 +319,10 @@ func (h *Handler) readChecked(in *http.Request, p *plan) ([]byte, *s3Error) {
 		return nil, &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
 	}
 	defer h.deletes.Release(n)
-	body, _ := openBody(in, p)
+	body, _, err := openBody(in, p)
+	if err != nil {
+		return nil, bodyS3Error(err, "InvalidArgument", "")
+	}
 	return readDeleteBody(body)
 }
 
@@ -341,8 +356,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			delete(out.Header, k)
 		}
 	}
-	if p.body.chunked != nil {
+	switch c := p.body.chunked; {
+	case c != nil && p.body.reframe:
+		signer.SetFramedHeaders(out.Header, c.DecodedLength, c.Trailers)
+	case c != nil:
 		signer.StripChunkedHeaders(out.Header)
+	default:
+		// A plain body merely labelled aws-chunked: S3 stores it without the token.
+		signer.StripChunkedEncoding(out.Header)
 	}
 	if p.body.contentMD5 != "" {
 		out.Header.Set("Content-Md5", p.body.contentMD5)

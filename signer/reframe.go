@@ -107,7 +107,8 @@ func (f *TrailerFramer) startChunk(sep string) {
 var errFramedLength = errors.New("reframe aws-chunked body: payload length differs from the decoded length")
 
 // Read writes the framed body into p. It reads the decoder at most once per call, so a
-// slow client never holds back framing that is ready.
+// slow client never holds back framing that is ready, and returns an error (io.EOF
+// included) only with no bytes.
 func (f *TrailerFramer) Read(p []byte) (int, error) {
 	n := 0
 	readSrc := false
@@ -119,8 +120,14 @@ func (f *TrailerFramer) Read(p []byte) (int, error) {
 			continue
 		}
 		switch {
+		case f.err != nil && n > 0:
+			// The error comes alone, at the next call: a transport that got bytes with an
+			// error would write them first, and a guard that resets the upstream connection
+			// on the error would then make the write fail, hiding the body's error behind a
+			// write error.
+			return n, nil
 		case f.err != nil:
-			return n, f.err
+			return 0, f.err
 		case f.ended:
 			f.err = io.EOF
 		case f.srcEOF:
