@@ -205,13 +205,15 @@ func (r *ChunkedReader) TrailerNames() []string {
 }
 
 // SetFramedHeaders rewrites h for forwarding a [TrailerFramer] body of decodedLength payload
-// bytes with the named trailers: Content-Encoding keeps the client's other codings and ends
-// in aws-chunked (S3 strips that token before storing, so the object keeps the rest),
+// bytes with the named trailers: Content-Encoding is aws-chunked followed by the client's
+// other codings, comma-separated without spaces, as AWS documents it ("aws-chunked,gzip";
+// S3 strips the token before storing, so the object keeps the rest, and MinIO strips it only
+// spelled so),
 // x-amz-decoded-content-length and x-amz-trailer are set, Transfer-Encoding is deleted. The
 // caller signs with StreamingUnsignedTrailer and sets Content-Length to the framer's Len.
 func SetFramedHeaders(h http.Header, decodedLength int64, trailers []string) {
-	codings := append(otherCodings(h), awsChunkedEncoding)
-	h.Set("Content-Encoding", strings.Join(codings, ", "))
+	codings := append([]string{awsChunkedEncoding}, otherCodings(h)...)
+	h.Set("Content-Encoding", strings.Join(codings, ","))
 	h.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(decodedLength, 10))
 	h.Set("X-Amz-Trailer", strings.Join(trailers, ","))
 	h.Del("Transfer-Encoding")

@@ -260,8 +260,9 @@ func TestSetFramedHeaders(t *testing.T) {
 	}{
 		{name: "none", want: "aws-chunked"},
 		{name: "aws-chunked", encoding: []string{"aws-chunked"}, want: "aws-chunked"},
-		{name: "gzip first", encoding: []string{"gzip, aws-chunked"}, want: "gzip, aws-chunked"},
-		{name: "aws-chunked first", encoding: []string{"aws-chunked", "gzip"}, want: "gzip, aws-chunked"},
+		{name: "gzip first", encoding: []string{"gzip, aws-chunked"}, want: "aws-chunked,gzip"},
+		{name: "aws-chunked first", encoding: []string{"aws-chunked", "gzip"}, want: "aws-chunked,gzip"},
+		{name: "two others", encoding: []string{"gzip, br"}, want: "aws-chunked,gzip,br"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
