@@ -40,6 +40,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long a stopping signet waits for requests in flight.
 	// Default: `30s`.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose pages may call signet
+	// from a browser; signet answers their CORS preflights itself. Every other cross-site
+	// browser request is refused, so that no website can drive a signet on the user's
+	// machine. Default: none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 
 	// ZeroConfig is set when the config came from R2_* environment variables rather than a
 	// file; ListBuckets is then answered from the upstream account.

@@ -33,6 +33,11 @@ func (c *Config) Validate() []*FieldError {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
 	}
 	errs = append(errs, c.TLS.validate()...)
+	for i, o := range c.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			bad(err, "allowed_origins", i)
+		}
+	}
 	if c.MaxConcurrentRequests < 0 {
 		bad(errors.New("must not be negative"), "max_concurrent_requests")
 	}
@@ -404,4 +409,21 @@ func (c *Config) CheckExposure(addr string) error {
 	return fmt.Errorf("%q is reachable beyond this machine, and with no clients configured anyone who can connect "+
 		"may use every route with signet's credentials: configure clients, listen on 127.0.0.1 or a unix socket, "+
 		"or set allow_anonymous_network: true", addr)
+}
+
+// checkOrigin accepts a web origin as browsers send it in Origin: scheme://host[:port],
+// lowercase, with no path, and never "*" (any website is what allowed_origins keeps out).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	switch {
+	case o == "*" || o == "null":
+		return fmt.Errorf("%q would let any website in; list each origin", o)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
+		return fmt.Errorf("%q is not an origin: write scheme://host[:port], e.g. https://app.example.com", o)
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q has a path: an origin is scheme://host[:port] only", o)
+	case o != strings.ToLower(o):
+		return fmt.Errorf("%q: write it lowercase, as browsers send it", o)
+	}
+	return nil
 }

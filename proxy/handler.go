@@ -123,8 +123,11 @@ type outcome struct {
 	in      *countingBody // the client's body as read; nil without one
 	upload  *uploadGuard  // resets the upstream connection of a failed upload; nil without a body
 	retried bool          // sent again after the upstream refused the credentials
+	token   string        // the session token the request was signed with, to scrub from errors
 	err     *s3Error
 	presign *PresignRequest // what a presign request asked for, for the log
+	// abandonBody: the answer closes the connection without reading the rest of the body.
+	abandonBody bool
 }
 
 type exchangeKey struct{}
@@ -180,6 +183,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{plan: &plan{id: id, method: r.Method}}
 	lw := &logWriter{ResponseWriter: w}
 	lw.Header().Set("X-Signet-Request-Id", id)
+	browserSafety(lw.Header())
 	// Work on a copy: r is never changed. The server judges the connection by its own
 	// request's Body: given a wrapped body, it would read a refused upload after the handler
 	// returns, answering an Expect: 100-continue with 100 Continue and waiting for the body
@@ -198,9 +202,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logRequest(x, lw, d)
 		h.opts.Metrics.observe(x, lw.statusOr200(), x.in.count(), lw.n, d)
 	}()
+	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+		// Go's server drops a Content-Length sent with Transfer-Encoding before the handler
+		// sees it, so the two cannot be told apart from chunked alone. RFC 9112 wants the
+		// connection closed after answering such a request (a front proxy that went by the
+		// Content-Length is out of step), and closing after any chunked upload costs one
+		// dial per upload.
+		lw.Header().Set("Connection", "close")
+	}
 	fail := func(e *s3Error) {
 		x.err = e
+		closeIfUnread(lw, in, x)
 		writeError(lw, in, e, id)
+		abandonBody(lw, x)
 	}
 
 	if h.sem != nil {
@@ -214,8 +228,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer t.release()
 	p, err := h.decide(in, t, id)
 	x.plan = p
+	if p.origin != "" {
+		corsHeaders(lw.Header(), p.origin)
+	}
 	if err != nil {
 		fail(err)
+		return
+	}
+	if p.preflight {
+		servePreflight(lw, in)
 		return
 	}
 	switch p.action {
@@ -326,6 +347,26 @@ func (h *Handler) readChecked(in *http.Request, p *plan) ([]byte, *s3Error) {
 	return readDeleteBody(body)
 }
 
+// closeIfUnread makes an answer close the connection when the request's body was not read
+// to its end. Else Go's server would read up to 256 KiB of it, with no deadline, to keep the
+// connection (before answering, and again when it closes the body): a client trickling its
+// body would hold the connection, and a file descriptor, for as long as it likes after
+// signet has already refused it. It must run before the answer is written.
+func closeIfUnread(w http.ResponseWriter, r *http.Request, x *exchange) {
+	if r.ProtoMajor == 1 && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) && !x.in.done() {
+		w.Header().Set("Connection", "close")
+		x.abandonBody = true
+	}
+}
+
+// abandonBody ends the wait for a body closeIfUnread gave up on, once the answer is out:
+// the server's last read of it fails at once, and the connection closes.
+func abandonBody(w http.ResponseWriter, x *exchange) {
+	if x.abandonBody {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
+}
+
 // decodedBody reads the decoder and closes the client's body.
 type decodedBody struct {
 	io.Reader
@@ -420,6 +461,7 @@ func (t signingTransport) send(req *http.Request, x *exchange) (*http.Response, 
 	if err := t.h.signer.Sign(ctx, req, c, up.Region, p.body.payloadHash, t.h.opts.Now()); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
+	x.token = c.SessionToken
 	if x.upload != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: x.upload.gotConn}))
 	}
@@ -440,6 +482,15 @@ func refusedCredentials(resp *http.Response) bool {
 	default:
 		return false
 	}
+	// An answer to HEAD has no body: MinIO names the code in a header instead.
+	for _, h := range []string{"X-Minio-Error-Code", "X-Amz-Error-Code"} {
+		if code := resp.Header.Get(h); code != "" {
+			return credentialsErrorCode(code)
+		}
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return false
+	}
 	buf := make([]byte, maxErrorPeek)
 	n, err := io.ReadFull(resp.Body, buf)
 	buf = buf[:n]
@@ -449,10 +500,12 @@ func refusedCredentials(resp *http.Response) bool {
 	}
 	resp.Body = peekedBody{io.MultiReader(bytes.NewReader(buf), rest), resp.Body}
 	m := errorCodeRE.FindSubmatch(buf)
-	if m == nil {
-		return false
-	}
-	switch string(m[1]) {
+	return m != nil && credentialsErrorCode(string(m[1]))
+}
+
+// credentialsErrorCode reports whether an S3 error code refuses the credentials themselves.
+func credentialsErrorCode(code string) bool {
+	switch code {
 	case "ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "InvalidTokenId", "TokenRefreshRequired", "ExpiredRequest":
 		return true
 	}
@@ -472,7 +525,10 @@ type peekedBody struct {
 
 // modifyResponse runs on each upstream response before it is copied to the client.
 func (h *Handler) modifyResponse(resp *http.Response) error {
-	if x := exchangeFrom(resp.Request.Context()); x != nil && x.plan.route.Rename != "" && namesBucket(resp, x.plan) {
+	x := exchangeFrom(resp.Request.Context())
+	dropUpstreamBrowserHeaders(resp.Header)
+	scrubErrorBody(resp, x.token)
+	if x.plan.route.Rename != "" && namesBucket(resp, x.plan) {
 		renameResponse(resp, x.plan.upBucket, x.plan.bucket)
 	}
 	return nil
@@ -502,6 +558,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	}
 	e := statusError(r, x.plan, err)
 	x.err = e
+	closeIfUnread(w, r, x)
 	if e.status == StatusClientClosedRequest {
 		if lw, ok := w.(*logWriter); ok {
 			lw.status = e.status
@@ -509,6 +566,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	writeError(w, r, e, x.plan.id)
+	abandonBody(w, x)
 }
 
 func (h *Handler) logRequest(x *exchange, lw *logWriter, d time.Duration) {
@@ -594,16 +652,23 @@ type countingBody struct {
 	io.ReadCloser
 	n   atomic.Int64
 	err atomic.Pointer[error]
+	eof atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF:
+		b.eof.Store(true)
+	case err != nil:
 		b.err.CompareAndSwap(nil, &err)
 	}
 	return n, err
 }
+
+// done reports whether the body was read to its end; true for a nil body.
+func (b *countingBody) done() bool { return b == nil || b.eof.Load() }
 
 // count is how many body bytes were read; 0 for a nil body.
 func (b *countingBody) count() int64 {

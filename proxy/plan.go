@@ -40,6 +40,11 @@ type plan struct {
 	client   *client
 	verified *signer.Verified
 	body     bodyPlan
+	// origin is the allowed web origin of a browser request, answered with CORS headers;
+	// preflight is set when the request is that origin's CORS preflight, which signet
+	// answers itself.
+	origin    string
+	preflight bool
 }
 
 // bodyPlan is how the request body goes upstream.
@@ -77,6 +82,12 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 	if err := checkHeaders(r.Header); err != nil {
 		return p, err
 	}
+	if p.origin, err = checkBrowser(r, t.origins); err != nil {
+		return p, err
+	}
+	if p.preflight = p.origin != "" && isPreflight(r); p.preflight {
+		return p, nil // carries no authentication; nothing is forwarded
+	}
 	if t.clients != nil {
 		// Authenticate before anything else is revealed, even whether a bucket is routed.
 		if p.client, p.verified, err = t.clients.authenticate(r); err != nil {
@@ -88,6 +99,11 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 	}
 	signer.Strip(nil, p.query)
 	p.rawQuery = p.query.Encode()
+	if v, ok := p.query["response-content-type"]; ok && activeContentType(v[0]) {
+		// Served on signet's origin, the same as every route's, such an object would run
+		// with the rights to read them all.
+		return p, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "response-content-type " + quote(v[0]) + " is refused: a browser would run it as a page or script"}
+	}
 
 	switch {
 	case p.endpoint != "":

@@ -91,6 +91,8 @@ type Table struct {
 	keyFiles  map[string][sha256.Size]byte // by account: keyFilesSum at setup
 	// clients, when set, must sign every request.
 	clients *clients
+	// origins are the web origins whose browser requests are let in.
+	origins []string
 	life    lifecycle
 }
 
@@ -100,6 +102,7 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 		providers: providers,
 		exact:     make(map[string]*Route),
 		suffixes:  cfg.VirtualHostSuffixes,
+		origins:   cfg.AllowedOrigins,
 		created:   time.Now().UTC(),
 	}
 	ups := map[[2]string]*Upstream{}
