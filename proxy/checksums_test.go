@@ -357,6 +357,13 @@ func TestChecksumsSDK(t *testing.T) {
 					if s := storedChecksum(alg, head); s != checksumOf(alg, payload) {
 						t.Errorf("stored %s %q, want %q", alg, s, checksumOf(alg, payload))
 					}
+					viaSignet, err := c.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("alpha"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if s := storedChecksum(alg, viaSignet); s != checksumOf(alg, payload) {
+						t.Errorf("HeadObject through signet: %s %q, want %q", alg, s, checksumOf(alg, payload))
+					}
 					out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("alpha"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
 					if err != nil {
 						t.Fatal(err)
