@@ -254,6 +254,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward sends in upstream as x's plan says, with its body as planned.
 func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) *s3Error {
 	p := x.plan
+	if lw, ok := w.(*logWriter); ok {
+		lw.own = lw.Header().Clone()
+	}
 	if p.body.checked != nil {
 		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(p.body.checked)), int64(len(p.body.checked))
 	} else if in.Body != nil && in.Body != http.NoBody {
@@ -613,10 +616,29 @@ type logWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	// own are the headers signet set for its final answer before forwarding (request id,
+	// Connection: close, ...). ReverseProxy writes an upstream's 1xx (100 Continue) with
+	// whatever the header map holds, then clears the map: own would go out on the 1xx (a
+	// Connection: close there makes Node's parser fail the upload with "Data after
+	// Connection: close") and be lost from the final answer. So they are kept off 1xx
+	// responses and put back for the final one.
+	own http.Header
 }
 
 func (w *logWriter) WriteHeader(code int) {
+	if code < 200 && w.own != nil {
+		h := w.Header()
+		for k := range w.own {
+			delete(h, k)
+		}
+	}
 	if code >= 200 && w.status == 0 {
+		h := w.Header()
+		for k, v := range w.own {
+			if _, ok := h[k]; !ok {
+				h[k] = v
+			}
+		}
 		w.status = code
 		// ReverseProxy copied the upstream's headers with Header.Add, which canonicalizes
 		// the lowercase x-amz-meta-* names S3 sends.
