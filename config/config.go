@@ -45,6 +45,14 @@ type Config struct {
 	// browser request is refused, so that no website can drive a signet on the user's
 	// machine. Default: none.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// BodyIdleTimeout ends a request whose body, or whose answer's body, moves no byte for
+	// this long, whichever side stalled (the client or the upstream): the client gets 400
+	// RequestTimeout or 504, and an upload is never completed upstream. A slow transfer
+	// that keeps moving is never cut. Default: `1m`.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+	// MaxConnectionsPerAddress bounds the connections open at once from one client IP
+	// address on the S3 listener; beyond it new ones are closed at once. Default: `1024`.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 
 	// ZeroConfig is set when the config came from R2_* environment variables rather than a
 	// file; ListBuckets is then answered from the upstream account.
@@ -345,6 +353,12 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(30 * time.Second)
+	}
+	if c.BodyIdleTimeout == 0 {
+		c.BodyIdleTimeout = Duration(time.Minute)
+	}
+	if c.MaxConnectionsPerAddress == 0 {
+		c.MaxConnectionsPerAddress = 1024
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff

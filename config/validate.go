@@ -32,6 +32,12 @@ func (c *Config) Validate() []*FieldError {
 	if c.ShutdownTimeout < 0 {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
 	}
+	if c.MaxConnectionsPerAddress < 0 {
+		bad(errors.New("must not be negative"), "max_connections_per_address")
+	}
+	if c.BodyIdleTimeout < 0 {
+		bad(errors.New("must not be negative"), "body_idle_timeout")
+	}
 	errs = append(errs, c.TLS.validate()...)
 	for i, o := range c.AllowedOrigins {
 		if err := checkOrigin(o); err != nil {

@@ -84,7 +84,7 @@ func statusError(r *http.Request, p *plan, err error) *s3Error {
 	if errors.Is(err, creds.ErrNoCredentials) || errors.Is(err, errCredentials) {
 		return &s3Error{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "no credentials to sign for " + where + ": " + err.Error()}
 	}
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errUpstreamIdle) {
 		return &s3Error{status: http.StatusGatewayTimeout, code: "GatewayTimeout", msg: where + " timed out: " + err.Error()}
 	}
 	return &s3Error{status: http.StatusBadGateway, code: "BadGateway", msg: where + " failed: " + err.Error()}

@@ -38,6 +38,9 @@ type Options struct {
 	// MaxConcurrent caps the requests served at once; beyond it clients get 503 SlowDown
 	// at once rather than queueing. 0: no cap.
 	MaxConcurrent int
+	// BodyIdleTimeout ends a transfer whose body moves no byte for this long, whichever
+	// side stalled (see idle.go); a slow transfer that keeps moving is never cut. 0: none.
+	BodyIdleTimeout time.Duration
 }
 
 // Handler is signet's S3 endpoint: an http.Handler that routes, re-signs and forwards.
@@ -128,6 +131,10 @@ type outcome struct {
 	presign *PresignRequest // what a presign request asked for, for the log
 	// abandonBody: the answer closes the connection without reading the rest of the body.
 	abandonBody bool
+	// With a body idle timeout: cancel ends the upstream request, and uploadIdle watches
+	// the upstream taking the body.
+	cancel     context.CancelCauseFunc
+	uploadIdle *watchdog
 }
 
 type exchangeKey struct{}
@@ -182,6 +189,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := h.newID()
 	x := &exchange{plan: &plan{id: id, method: r.Method}}
 	lw := &logWriter{ResponseWriter: w}
+	if idle := h.opts.BodyIdleTimeout; idle > 0 {
+		lw.rc, lw.idle = http.NewResponseController(w), idle
+		defer lw.clearDeadlines(x)
+	}
 	lw.Header().Set("X-Signet-Request-Id", id)
 	browserSafety(lw.Header())
 	// Work on a copy: r is never changed. The server judges the connection by its own
@@ -190,7 +201,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// instead of answering at once (net/http finishRequest, "discard").
 	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	if r.Body != nil && r.Body != http.NoBody {
-		x.in = &countingBody{ReadCloser: r.Body}
+		body := r.Body
+		if lw.rc != nil {
+			body = deadlineBody{body, lw.rc, lw.idle}
+		}
+		x.in = &countingBody{ReadCloser: body}
 		in.Body = x.in
 	}
 	if m := h.opts.Metrics; m != nil {
@@ -276,6 +291,7 @@ func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) 
 			}
 		}
 	}
+	ctx, cancel := context.WithCancelCause(in.Context())
 	if in.Body != nil && in.Body != http.NoBody {
 		x.upload = &uploadGuard{}
 		in.Body = guardedBody{in.Body, x.upload}
@@ -283,16 +299,23 @@ func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) 
 		// within the body read, and the transport would close the upstream connection (over
 		// TLS with a clean close_notify) before the guard could reset it. So the upstream
 		// request gets a context of its own, cancelled only once the guard has acted.
-		ctx, cancel := context.WithCancelCause(context.WithoutCancel(in.Context()))
-		defer cancel(nil)
+		ctx, cancel = context.WithCancelCause(context.WithoutCancel(in.Context()))
 		stop := context.AfterFunc(in.Context(), func() {
 			x.upload.abort()
 			cancel(context.Cause(in.Context()))
 		})
 		defer stop()
-		in = in.WithContext(ctx)
 	}
-	h.rp.ServeHTTP(w, in)
+	defer cancel(nil)
+	if idle := h.opts.BodyIdleTimeout; idle > 0 {
+		x.cancel = cancel
+		if x.upload != nil {
+			x.uploadIdle = newWatchdog(idle, idleCancel(x, cancel))
+			defer x.uploadIdle.finish()
+			in.Body = pacedUpload{in.Body, x.uploadIdle}
+		}
+	}
+	h.rp.ServeHTTP(w, in.WithContext(ctx))
 	return nil
 }
 
@@ -392,6 +415,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = path, signer.EscapePath(path)
 	out.URL.RawQuery = p.rawQuery
 	out.Host = ""
+	out.Trailer = nil // S3 has no HTTP trailers (aws-chunked ones are in the body), and none was checked
 
 	signer.Strip(out.Header, nil)
 	for k := range out.Header {
@@ -529,6 +553,12 @@ type peekedBody struct {
 // modifyResponse runs on each upstream response before it is copied to the client.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
+	if x.uploadIdle != nil {
+		x.uploadIdle.finish() // the upstream answered: it need take no more of the body
+	}
+	if x.cancel != nil && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = pacedResponse{resp.Body, newWatchdog(h.opts.BodyIdleTimeout, func() { x.cancel(errUpstreamIdle) })}
+	}
 	dropUpstreamBrowserHeaders(resp.Header)
 	scrubErrorBody(resp, x.token)
 	if x.plan.route.Rename != "" && namesBucket(resp, x.plan) {
@@ -554,7 +584,13 @@ func namesBucket(resp *http.Response, p *plan) bool {
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
-	if bodyErr := x.bodyErr(); bodyErr != nil {
+	switch bodyErr := x.bodyErr(); {
+	case x.uploadIdle != nil && x.uploadIdle.didFire(), errors.Is(context.Cause(r.Context()), errUpstreamIdle):
+		err = fmt.Errorf("%w (%s)", errUpstreamIdle, h.opts.BodyIdleTimeout)
+	case isTimeout(bodyErr):
+		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "RequestTimeout",
+			Message: fmt.Sprintf("the request body sent nothing for %s; idle connections are closed", h.opts.BodyIdleTimeout), Err: bodyErr}
+	case bodyErr != nil:
 		// The transport reports the failed body read as its own error.
 		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "IncompleteBody",
 			Message: "the request body ended before its Content-Length", Err: bodyErr}
@@ -611,11 +647,14 @@ func (h *Handler) logRequest(x *exchange, lw *logWriter, d time.Duration) {
 	h.opts.Logger.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
-// logWriter records the status and body size written.
+// logWriter records the status and body size written, and, with an idle timeout, pushes
+// the connection's write deadline forward before each write.
 type logWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	rc     *http.ResponseController // nil: no idle timeout
+	idle   time.Duration
 	// own are the headers signet set for its final answer before forwarding (request id,
 	// Connection: close, ...). ReverseProxy writes an upstream's 1xx (100 Continue) with
 	// whatever the header map holds, then clears the map: own would go out on the 1xx (a
@@ -623,6 +662,15 @@ type logWriter struct {
 	// Connection: close") and be lost from the final answer. So they are kept off 1xx
 	// responses and put back for the final one.
 	own http.Header
+}
+
+// clearDeadlines lifts the deadlines the idle timeout set, for the connection's next
+// request; the read deadline stays when the body was abandoned (see abandonBody).
+func (w *logWriter) clearDeadlines(x *exchange) {
+	_ = w.rc.SetWriteDeadline(time.Time{})
+	if x.in != nil && !x.abandonBody {
+		_ = w.rc.SetReadDeadline(time.Time{})
+	}
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -650,6 +698,9 @@ func (w *logWriter) WriteHeader(code int) {
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.rc != nil {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)

@@ -123,6 +123,8 @@ func TestDecide(t *testing.T) {
 		{name: "upgrade", method: "GET", target: "/open/k", header: [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}}, code: "InvalidRequest"},
 		{name: "upgrade token among others", method: "GET", target: "/open/k", header: [][2]string{{"Connection", "keep-alive, upgrade"}}, code: "InvalidRequest"},
 		{name: "h2c upgrade", method: "GET", target: "/open/k", header: [][2]string{{"Upgrade", "h2c"}}, code: "InvalidRequest"},
+		{name: "connection naming a header", method: "PUT", target: "/open/k", header: [][2]string{{"Connection", "keep-alive, Content-MD5"}}, code: "InvalidArgument"},
+		{name: "connection keep-alive", method: "GET", target: "/open/k", header: [][2]string{{"Connection", "Keep-Alive"}}, action: actGetObject},
 		{name: "underscore amz header", method: "PUT", target: "/open/k", header: [][2]string{{"x_amz_acl", "public-read"}}, code: "InvalidArgument"},
 		{name: "underscore content header", method: "PUT", target: "/open/k", header: [][2]string{{"Content_Type", "text/html"}}, code: "InvalidArgument"},
 		{name: "method override", method: "GET", target: "/open/k", header: [][2]string{{"X-HTTP-Method-Override", "DELETE"}}, code: "InvalidArgument"},

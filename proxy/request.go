@@ -129,6 +129,17 @@ func checkHeaders(h http.Header) *s3Error {
 	if _, ok := h["Upgrade"]; ok || headerHasToken(h, "Connection", "upgrade") {
 		return &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: "connection upgrades are refused: S3 has none"}
 	}
+	for _, v := range h.Values("Connection") {
+		for t := range strings.SplitSeq(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(t)) {
+			case "", "keep-alive", "close", "te":
+			default:
+				// A header named in Connection is dropped on the way (hop-by-hop): the
+				// upstream would get a request other than the one checked.
+				return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "Connection may name only keep-alive or close, not " + quote(strings.TrimSpace(t))}
+			}
+		}
+	}
 	return nil
 }
 

@@ -65,3 +65,65 @@ buckets:
 		t.Errorf("the upstream was reached: %v", got)
 	}
 }
+
+// TestConnectionsPerAddressAreBounded: a client holding busy connections (uploads whose
+// bodies never come) from one address gets no more than max_connections_per_address of
+// them, and a client from another address is served meanwhile.
+func TestConnectionsPerAddressAreBounded(t *testing.T) {
+	arrived := make(chan struct{}, 100)
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			arrived <- struct{}{}
+			select { // hold the upload until the test ends
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	t.Cleanup(upstream.Close)
+	t.Cleanup(func() { close(release) })
+	p := startSignet(t, "--config", writeConfig(t, fmt.Sprintf(`admin_listen: "off"
+max_connections_per_address: 8
+accounts:
+  up: {endpoint: %s, credentials: {access_key_id: a, secret_access_key: b}}
+buckets:
+  - {name: alpha, account: up}
+`, upstream.URL)))
+	attacker := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	var kept, cut int
+	for range 20 {
+		c, err := attacker.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Part of the body, enough to pass signet's write buffer so the upstream sees it.
+		io.WriteString(c, "PUT /alpha/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n")
+		c.Write(make([]byte, 128<<10))
+		closed := make(chan struct{})
+		go func() { // ends when c is closed, by signet (EOF, or a reset: data was unread) or the test
+			c.Read(make([]byte, 1))
+			close(closed)
+		}()
+		select {
+		case <-arrived: // signet took it and is uploading: busy
+			kept++
+		case <-closed:
+			cut++
+		case <-time.After(10 * time.Second):
+			t.Fatal("neither forwarded nor closed")
+		}
+	}
+	if kept != 8 || cut != 12 {
+		t.Errorf("one address kept %d connections and had %d cut, want 8 and 12", kept, cut)
+	}
+	resp, err := http.Get("http://" + p.addr + "/alpha/k")
+	if err != nil {
+		t.Fatalf("another address was not served: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("another address got %d", resp.StatusCode)
+	}
+}
