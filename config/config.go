@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -96,6 +98,9 @@ type Credentials struct {
 	R2TempLocal *R2TempLocal `yaml:"r2_temp_local"`
 	// File is a JSON or YAML credentials file, re-read whenever it changes.
 	File string `yaml:"file"`
+	// AWS takes credentials as the AWS SDK for Go does (its default chain, or a profile),
+	// optionally assuming a role with them. `aws: {}` is the default chain.
+	AWS *AWS `yaml:"aws"`
 
 	// RefreshRatio is the fraction of a minted credential's lifetime after which it is
 	// re-minted in the background. Default: `0.667`.
@@ -111,6 +116,7 @@ const (
 	SourceR2TempAPI   = "r2_temp_api"
 	SourceR2TempLocal = "r2_temp_local"
 	SourceFile        = "file"
+	SourceAWS         = "aws"
 )
 
 // Source names the configured credential source.
@@ -122,6 +128,8 @@ func (c *Credentials) Source() string {
 		return SourceR2TempLocal
 	case c.File != "":
 		return SourceFile
+	case c.AWS != nil:
+		return SourceAWS
 	default:
 		return SourceStatic
 	}
@@ -154,6 +162,52 @@ type R2TempLocal struct {
 	ParentSecretAccessKeyFile string `yaml:"parent_secret_access_key_file"`
 	// TTL is each credential's lifetime (1s to 7 days). Default: `15m`.
 	TTL Duration `yaml:"ttl"`
+}
+
+// AWS configures credentials from the AWS SDK for Go: the default chain (environment,
+// shared config and credentials files, web identity, container credentials, instance
+// metadata) or a named profile, and then, with RoleARN, an STS AssumeRole with them. The
+// SDK only fetches: signet's own cache holds and refreshes what it returns.
+type AWS struct {
+	// Profile is a named profile of the shared config and credentials files.
+	// Default: the SDK's (AWS_PROFILE, else `default`).
+	Profile string `yaml:"profile"`
+	// RoleARN, when set, is a role assumed (STS AssumeRole) with the chain's credentials.
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is the external ID the role's trust policy asks for. Needs role_arn.
+	ExternalID string `yaml:"external_id"`
+	// SessionName names the role session (2 to 64 of A-Z a-z 0-9 + = , . @ - _). Needs
+	// role_arn. Default: `signet-<hostname>`.
+	SessionName string `yaml:"session_name"`
+	// Duration is the assumed role's session lifetime, 15m to 12h (the role's maximum
+	// session duration caps it). Needs role_arn. Default: `1h`.
+	Duration Duration `yaml:"duration"`
+	// STSEndpoint is the STS endpoint for every STS call: role_arn's AssumeRole, web
+	// identity, roles of profiles. Default: the SDK's regional STS for the account's region.
+	STSEndpoint string `yaml:"sts_endpoint"`
+}
+
+// DefaultAWSRoleDuration is an assumed role's session lifetime when duration is unset.
+const DefaultAWSRoleDuration = time.Hour
+
+// DefaultAWSSessionName is the role session name when session_name is unset:
+// signet-<hostname>, with the characters STS refuses dropped, at most 64 long.
+func DefaultAWSSessionName() string {
+	host, _ := os.Hostname()
+	name := "signet-" + strings.Map(func(r rune) rune {
+		if isSessionNameChar(r) {
+			return r
+		}
+		return -1
+	}, host)
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strings.TrimSuffix(name, "-") // "signet-" when the host name is unusable
+}
+
+func isSessionNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@-_", r)
 }
 
 // Access levels of a route.
@@ -321,6 +375,15 @@ func (c *Config) ApplyDefaults() {
 		}
 		if cr.R2TempLocal != nil && cr.R2TempLocal.TTL == 0 {
 			cr.R2TempLocal.TTL = Duration(15 * time.Minute)
+		}
+		if r := cr.AWS; r != nil && r.RoleARN != "" {
+			// Only with a role: without one, these settings mean nothing and Validate says so.
+			if r.SessionName == "" {
+				r.SessionName = DefaultAWSSessionName()
+			}
+			if r.Duration == 0 {
+				r.Duration = Duration(DefaultAWSRoleDuration)
+			}
 		}
 		if a.Region == "" {
 			a.Region = DefaultS3Region
