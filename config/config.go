@@ -78,18 +78,7 @@ type Account struct {
 	Region string `yaml:"region"`
 	// Credentials are what signet signs with for this account.
 	Credentials Credentials `yaml:"credentials"`
-	// ChunkedUpstream is how aws-chunked uploads are forwarded: decode (the payload, with
-	// its decoded Content-Length; R2 refuses chunk-signed bodies) or passthrough
-	// (STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies with a Content-Length are forwarded framed,
-	// only the headers re-signed; other modes are still decoded). Default: `decode`.
-	ChunkedUpstream string `yaml:"chunked_upstream"`
 }
-
-// ChunkedUpstream values.
-const (
-	ChunkedDecode      = "decode"
-	ChunkedPassthrough = "passthrough"
-)
 
 // IsR2 reports whether the account is an R2 account.
 func (a *Account) IsR2() bool { return a.R2AccountID != "" }
@@ -444,9 +433,6 @@ func (c *Config) ApplyDefaults() {
 			if r.Duration == 0 {
 				r.Duration = Duration(DefaultAWSRoleDuration)
 			}
-		}
-		if a.ChunkedUpstream == "" {
-			a.ChunkedUpstream = ChunkedDecode
 		}
 		if a.Region == "" {
 			a.Region = DefaultS3Region

@@ -121,9 +121,6 @@ func (c *Config) Validate() []*FieldError {
 				bad(err, at("endpoint")...)
 			}
 		}
-		if a.ChunkedUpstream != ChunkedDecode && a.ChunkedUpstream != ChunkedPassthrough {
-			bad(fmt.Errorf("%q is not decode or passthrough", a.ChunkedUpstream), at("chunked_upstream")...)
-		}
 		for _, fe := range a.Credentials.validate() {
 			bad(fe.Err, append(at("credentials"), fe.Path...)...)
 		}
