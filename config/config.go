@@ -68,7 +68,31 @@ type Account struct {
 	// (STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies with a Content-Length are forwarded framed,
 	// only the headers re-signed; other modes are still decoded). Default: `decode`.
 	ChunkedUpstream string `yaml:"chunked_upstream"`
+	// Timeouts bound the phases of each request to this account's upstream.
+	Timeouts Timeouts `yaml:"timeouts"`
 }
+
+// Timeouts bound how long signet waits on an upstream, phase by phase, so that a dead or
+// hung upstream costs a client a 504 within a minute rather than a hung request. None
+// bounds a body in flight: a long download or upload is never cut.
+type Timeouts struct {
+	// Dial bounds opening a TCP connection (DNS included). Default: `5s`.
+	Dial Duration `yaml:"dial"`
+	// TLSHandshake bounds the TLS handshake. Default: `10s`.
+	TLSHandshake Duration `yaml:"tls_handshake"`
+	// ResponseHeader bounds the wait for the response headers once the request, body
+	// included, is sent (a large CompleteMultipartUpload may take a while). Default: `30s`.
+	ResponseHeader Duration `yaml:"response_header"`
+}
+
+// An account's upstream timeouts when the config sets none: together under a minute, so
+// a client of an upstream that accepts connections and never answers gets its 504 well
+// before its own SDK gives up.
+const (
+	DefaultDialTimeout           = Duration(5 * time.Second)
+	DefaultTLSHandshakeTimeout   = Duration(10 * time.Second)
+	DefaultResponseHeaderTimeout = Duration(30 * time.Second)
+)
 
 // ChunkedUpstream values.
 const (
@@ -322,6 +346,15 @@ func (c *Config) ApplyDefaults() {
 		}
 		if a.ChunkedUpstream == "" {
 			a.ChunkedUpstream = ChunkedDecode
+		}
+		if a.Timeouts.Dial == 0 {
+			a.Timeouts.Dial = DefaultDialTimeout
+		}
+		if a.Timeouts.TLSHandshake == 0 {
+			a.Timeouts.TLSHandshake = DefaultTLSHandshakeTimeout
+		}
+		if a.Timeouts.ResponseHeader == 0 {
+			a.Timeouts.ResponseHeader = DefaultResponseHeaderTimeout
 		}
 		if a.Region == "" {
 			a.Region = DefaultS3Region

@@ -113,6 +113,14 @@ func (c *Config) Validate() []*FieldError {
 		if a.ChunkedUpstream != ChunkedDecode && a.ChunkedUpstream != ChunkedPassthrough {
 			bad(fmt.Errorf("%q is not decode or passthrough", a.ChunkedUpstream), at("chunked_upstream")...)
 		}
+		for _, t := range []struct {
+			key string
+			d   Duration
+		}{{"dial", a.Timeouts.Dial}, {"tls_handshake", a.Timeouts.TLSHandshake}, {"response_header", a.Timeouts.ResponseHeader}} {
+			if t.d < 0 {
+				bad(errors.New("must not be negative"), at("timeouts", t.key)...)
+			}
+		}
 		for _, fe := range a.Credentials.validate() {
 			bad(fe.Err, append(at("credentials"), fe.Path...)...)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,8 +16,8 @@ import (
 const readyTimeout = 5 * time.Second
 
 // Admin returns the admin listener's handler: /healthz (the process is up), /readyz (every
-// exactly named route has valid credentials and signet is not draining; the body says what
-// is not ready) and /metrics (Prometheus, from gatherer; nil leaves it out). It hands out
+// exactly named route has valid credentials, every upstream answers HTTP and signet is not
+// draining; the body says what is not ready) and /metrics (Prometheus, from gatherer; nil leaves it out). It hands out
 // no access, so probes and scrapers may reach it from the network.
 func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
@@ -47,8 +48,8 @@ func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 // requests while the S3 listener drains.
 func (h *Handler) Drain() { h.draining.Store(true) }
 
-// Ready checks that every exactly named route can get valid credentials now, and returns
-// a line for each that cannot. Glob routes name no bucket to check. A minted credential
+// Ready checks that every exactly named route can get valid credentials now and that
+// every upstream can be reached, and returns a line for each problem. Glob routes name no bucket to check. A minted credential
 // that is still valid counts, even while its refresh is failing: signet can still sign.
 func (h *Handler) Ready(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
@@ -62,6 +63,50 @@ func (h *Handler) Ready(ctx context.Context) []string {
 		}
 		if _, err := r.Upstream.Creds.Retrieve(ctx, r.credKey(r.Pattern)); err != nil {
 			problems = append(problems, fmt.Sprintf("bucket %s (account %s): %v", r.Pattern, r.Upstream.Account, err))
+		}
+	}
+	return append(problems, h.unreachable(ctx, t.upstreams)...)
+}
+
+// unreachable sends an unsigned HEAD / to each upstream endpoint, at once, and returns a
+// line for each that gave no HTTP answer at all (DNS, connection, TLS or a hung server).
+// Any answer, a 403 included, means it can be reached: whether signet's credentials are
+// accepted is `signet check`'s job, which spends signed requests on it. An unsigned
+// request is not billed as an operation by R2 or S3.
+func (h *Handler) unreachable(ctx context.Context, ups []*Upstream) []string {
+	type probe struct {
+		up  *Upstream
+		err error
+	}
+	seen := map[string]bool{}
+	var probes []*probe
+	for _, up := range ups {
+		if !seen[up.URL.String()] {
+			seen[up.URL.String()] = true
+			probes = append(probes, &probe{up: up})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodHead, p.up.URL.String()+"/", nil)
+			if err != nil {
+				p.err = err
+				return
+			}
+			resp, err := h.transport(p.up).RoundTrip(req)
+			if err != nil {
+				p.err = err
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	var problems []string
+	for _, p := range probes {
+		if p.err != nil {
+			problems = append(problems, fmt.Sprintf("account %s: upstream %s cannot be reached: %v", p.up.Account, p.up.URL, p.err))
 		}
 	}
 	return problems

@@ -29,7 +29,8 @@ import (
 // Options are the Handler's optional hooks. The zero value of each field is a working
 // default.
 type Options struct {
-	// Transport carries signed requests upstream. nil: NewTransport().
+	// Transport carries signed requests upstream. nil: each account's own, built by
+	// NewTransport with the account's timeouts.
 	Transport http.RoundTripper
 	// Logger receives one line per request and upstream failures. nil: slog.Default().
 	Logger *slog.Logger
@@ -59,9 +60,6 @@ type Handler struct {
 
 // New returns a Handler serving t.
 func New(t *Table, opts Options) *Handler {
-	if opts.Transport == nil {
-		opts.Transport = NewTransport()
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -130,6 +128,8 @@ type state struct {
 	verified *signer.Verified
 	retried  bool // sent again after the upstream refused the credentials
 	err      *s3Error
+	// upstreamCode is the S3 error code of the upstream's error answer, for the log.
+	upstreamCode string
 	// upload resets the upstream connection of a request whose body fails; nil without a body.
 	upload *uploadGuard
 }
@@ -515,7 +515,7 @@ func (t signingTransport) send(req *http.Request, st *state) (*http.Response, er
 	if st.upload != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: st.upload.gotConn}))
 	}
-	return t.h.opts.Transport.RoundTrip(req)
+	return t.h.roundTrip(up, req, st)
 }
 
 // maxErrorPeek bounds how much of an upstream error body is read to find its code.
@@ -624,6 +624,12 @@ func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64
 	}
 	if st.client != nil {
 		attrs = append(attrs, slog.String("client", st.client.name))
+	}
+	if st.upstreamCode != "" {
+		attrs = append(attrs, slog.String("upstream_error", st.upstreamCode))
+		if hint := upstreamHint(st.upstreamCode); hint != "" {
+			attrs, level = append(attrs, slog.String("hint", hint)), slog.LevelWarn
+		}
 	}
 	if st.err != nil {
 		attrs = append(attrs, slog.String("error", st.err.code), slog.String("message", st.err.msg))

@@ -5,10 +5,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/signer"
@@ -46,10 +44,11 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 			}
 			got, err := h.upstreamBuckets(r.Context(), up)
 			if err != nil {
-				// Bucket-scoped credentials cannot list: show what the config names.
-				h.opts.Logger.LogAttrs(r.Context(), slog.LevelWarn, "list upstream buckets",
-					slog.String("account", up.Account), slog.String("error", err.Error()))
-				continue
+				// An empty or partial list would hide a dead or misconfigured upstream
+				// behind a 200: the client gets the cause instead.
+				st.err = statusError(r, nil, fmt.Errorf("list the buckets of account %s at %s: %w", up.Account, up.URL, err))
+				writeError(w, r, st.err, st.id)
+				return
 			}
 			for _, b := range got {
 				if rt := t.Lookup(b.Name); rt != nil && rt.Upstream == up && rt.Rename == "" {
@@ -96,20 +95,20 @@ func (t *Table) hasGlobFor(up *Upstream) bool {
 
 // upstreamBuckets asks an upstream for its bucket list.
 func (h *Handler) upstreamBuckets(ctx context.Context, up *Upstream) ([]listedBucket, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// No timeout of its own: the account's transport bounds each phase but the body, whose
+	// size is capped below.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, up.URL.String()+"/", nil)
 	if err != nil {
 		return nil, err
 	}
 	c, err := up.Creds.Retrieve(ctx, creds.Key{Jurisdiction: up.Jurisdiction, Host: up.Host, Permission: creds.PermAdminReadOnly})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errCredentials, err)
 	}
 	if err := h.signer.Sign(ctx, req, c, up.Region, signer.UnsignedPayload, h.opts.Now()); err != nil {
 		return nil, err
 	}
-	resp, err := h.opts.Transport.RoundTrip(req)
+	resp, err := h.transport(up).RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func (h *Handler) Probe(ctx context.Context, bucket string) ProbeResult {
 		res.Err = fmt.Errorf("sign: %w", err)
 		return res
 	}
-	resp, err := h.opts.Transport.RoundTrip(req)
+	resp, err := h.transport(up).RoundTrip(req)
 	if err != nil {
 		res.Err = err
 		return res
