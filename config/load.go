@@ -18,10 +18,13 @@ import (
 func Load(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrRead, err)
 	}
 	return Parse(path, raw, os.LookupEnv)
 }
+
+// ErrRead marks Load's failure to read the file at all, as opposed to a file with mistakes.
+var ErrRead = errors.New("read config")
 
 // Parse is Load on bytes already read; name prefixes error messages and lookupEnv resolves
 // ${NAME} references.

@@ -24,10 +24,8 @@ func (c *Config) Validate() []*FieldError {
 	} else if err := c.CheckExposure(c.Listen); err != nil {
 		bad(err, "listen")
 	}
-	if c.AdminListen != "off" {
-		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
-			bad(fmt.Errorf("%q is not host:port or off", c.AdminListen), "admin_listen")
-		}
+	if err := CheckAdminListen(c.AdminListen); err != nil {
+		bad(err, "admin_listen")
 	}
 	if c.ShutdownTimeout < 0 {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
@@ -382,6 +380,17 @@ func (t *TLS) validate() []*FieldError {
 	return errs
 }
 
+// CheckAdminListen accepts host:port and off.
+func CheckAdminListen(addr string) error {
+	if addr == "off" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port or off", addr)
+	}
+	return nil
+}
+
 // CheckListen accepts host:port and unix:///absolute/path.
 func CheckListen(addr string) error {
 	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
@@ -412,7 +421,11 @@ func (c *Config) CheckExposure(addr string) error {
 	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
 		return nil
 	}
+	allow := "set allow_anonymous_network: true"
+	if c.ZeroConfig {
+		allow = "set " + EnvAllowAnonymousNetwork + "=true"
+	}
 	return fmt.Errorf("%q is reachable beyond this machine, and with no clients configured anyone who can connect "+
 		"may use every route with signet's credentials: configure clients, listen on 127.0.0.1 or a unix socket, "+
-		"or set allow_anonymous_network: true", addr)
+		"or %s", addr, allow)
 }
