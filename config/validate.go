@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// errUnknownAccount marks a route naming an account the config does not have.
+var errUnknownAccount = errors.New("unknown account")
+
 // Validate checks the whole config and returns every problem found. It does no I/O.
 // Call ApplyDefaults first.
 func (c *Config) Validate() []*FieldError {
@@ -63,7 +66,7 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if cl.Access != AccessReadWrite && cl.Access != AccessReadOnly {
-			bad(fmt.Errorf("%q is not read-write or read-only", cl.Access), at("access")...)
+			bad(fmt.Errorf("%q is not read-write or read-only%s", cl.Access, didYouMean(cl.Access, []string{AccessReadWrite, AccessReadOnly})), at("access")...)
 		}
 	}
 	for i, s := range c.VirtualHostSuffixes {
@@ -74,12 +77,12 @@ func (c *Config) Validate() []*FieldError {
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		bad(fmt.Errorf("%q is not text or json", c.Log.Format), "log", "format")
+		bad(fmt.Errorf("%q is not text or json%s", c.Log.Format, didYouMean(c.Log.Format, []string{"text", "json"})), "log", "format")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad(fmt.Errorf("%q is not debug, info, warn or error", c.Log.Level), "log", "level")
+		bad(fmt.Errorf("%q is not debug, info, warn or error%s", c.Log.Level, didYouMean(c.Log.Level, []string{"debug", "info", "warn", "error"})), "log", "level")
 	}
 
 	if len(c.Accounts) == 0 {
@@ -109,7 +112,7 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if a.ChunkedUpstream != ChunkedDecode && a.ChunkedUpstream != ChunkedPassthrough {
-			bad(fmt.Errorf("%q is not decode or passthrough", a.ChunkedUpstream), at("chunked_upstream")...)
+			bad(fmt.Errorf("%q is not decode or passthrough%s", a.ChunkedUpstream, didYouMean(a.ChunkedUpstream, []string{ChunkedDecode, ChunkedPassthrough})), at("chunked_upstream")...)
 		}
 		for _, t := range []struct {
 			key string
@@ -161,10 +164,10 @@ func (c *Config) Validate() []*FieldError {
 		case b.Account == "":
 			bad(errors.New("account is required"), at()...)
 		case !ok:
-			bad(fmt.Errorf("unknown account %q (known: %s)", b.Account, strings.Join(names, ", ")), at("account")...)
+			bad(fmt.Errorf("%w %q%s (known: %s)", errUnknownAccount, b.Account, didYouMean(b.Account, names), strings.Join(names, ", ")), at("account")...)
 		}
 		if !slices.Contains(jurisdictions, b.Jurisdiction) {
-			bad(fmt.Errorf("unknown jurisdiction %q (use %s)", b.Jurisdiction, strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
+			bad(fmt.Errorf("unknown jurisdiction %q%s (use %s)", b.Jurisdiction, didYouMean(b.Jurisdiction, jurisdictions), strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
 		} else if ok && a != nil && !a.IsR2() && b.Jurisdiction != "default" {
 			bad(fmt.Errorf("jurisdiction %q needs an R2 account; account %q has none", b.Jurisdiction, b.Account), at("jurisdiction")...)
 		}
@@ -174,14 +177,14 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if b.Access != AccessReadWrite && b.Access != AccessReadOnly {
-			bad(fmt.Errorf("%q is not read-write or read-only", b.Access), at("access")...)
+			bad(fmt.Errorf("%q is not read-write or read-only%s", b.Access, didYouMean(b.Access, []string{AccessReadWrite, AccessReadOnly})), at("access")...)
 		}
 		if len(b.Actions) > 0 && (!ok || a == nil || a.Credentials.R2TempLocal == nil) {
 			bad(errors.New("actions narrow locally minted credentials: the account needs r2_temp_local"), at("actions")...)
 		}
 		for j, act := range b.Actions {
 			if !slices.Contains(R2Actions(), act) {
-				bad(fmt.Errorf("unknown action %q (use %s)", act, strings.Join(R2Actions(), ", ")), at("actions", j)...)
+				bad(fmt.Errorf("unknown action %q%s (use %s)", act, didYouMean(act, R2Actions()), strings.Join(R2Actions(), ", ")), at("actions", j)...)
 			}
 		}
 	}
@@ -370,7 +373,7 @@ func (t *TLS) validate() []*FieldError {
 			bad(errors.New("files mode needs cert_file and key_file"))
 		}
 	default:
-		bad(fmt.Errorf("%q is not off, acme, local or files", t.Mode), "mode")
+		bad(fmt.Errorf("%q is not off, acme, local or files%s", t.Mode, didYouMean(t.Mode, []string{TLSOff, TLSACME, TLSLocal, TLSFiles})), "mode")
 	}
 	for i, d := range t.Domains {
 		if !validHostname(strings.TrimPrefix(d, "*.")) {
