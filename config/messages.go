@@ -62,8 +62,11 @@ func keyError(name string, root *yaml.Node, msg string) *keyProblem {
 	}
 	known := yamlKeys(m[3])
 	if s := nearest(key, known); s != "" {
-		p.meant = s
-		p.taints = [][]any{append(slices.Clip(p.parent), s)}
+		if nodeAt(root, append(slices.Clip(p.parent), s)) == nil {
+			// Only when the key meant is missing are errors about it follow-ons.
+			p.meant = s
+			p.taints = [][]any{append(slices.Clip(p.parent), s)}
+		}
 		p.err = fmt.Errorf("%s:%d: unknown key %q%s (did you mean %q?)", name, line, key, where, s)
 	} else if len(known) > 0 {
 		p.err = fmt.Errorf("%s:%d: unknown key %q%s (known keys there: %s)", name, line, key, where, strings.Join(known, ", "))

@@ -31,6 +31,12 @@ func TestOneMessagePerMistake(t *testing.T) {
 			want: `c.yaml:1: unknown key "acounts" (did you mean "accounts"?)`,
 		},
 		{
+			name: "a misspelt key beside the right one hides nothing",
+			yaml: "acounts: {}\n" + account + "buckets: [{name: abc, account: prdo}]\n",
+			want: "c.yaml:1: unknown key \"acounts\" (did you mean \"accounts\"?)\n" +
+				`c.yaml:4: buckets[0].account: unknown account "prdo" (did you mean "prod"?) (known: prod)`,
+		},
+		{
 			name: "a misspelt required key of a route",
 			yaml: account + "buckets: [{name: abc, acount: prod}]\n",
 			want: `c.yaml:3: unknown key "acount" in buckets[0] (did you mean "account"?)`,
