@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -40,6 +42,19 @@ type Config struct {
 	// ShutdownTimeout bounds how long a stopping signet waits for requests in flight.
 	// Default: `30s`.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose pages may call signet
+	// from a browser; signet answers their CORS preflights itself. Every other cross-site
+	// browser request is refused, so that no website can drive a signet on the user's
+	// machine. Default: none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// BodyIdleTimeout ends a request whose body, or whose answer's body, moves no byte for
+	// this long, whichever side stalled (the client or the upstream): the client gets 400
+	// RequestTimeout or 504, and an upload is never completed upstream. A slow transfer
+	// that keeps moving is never cut. Default: `1m`.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+	// MaxConnectionsPerAddress bounds the connections open at once from one client IP
+	// address on the S3 listener; beyond it new ones are closed at once. Default: `1024`.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 
 	// ZeroConfig is set when the config came from R2_* environment variables rather than a
 	// file; ListBuckets is then answered from the upstream account.
@@ -74,7 +89,8 @@ type Account struct {
 
 // Timeouts bound how long signet waits on an upstream, phase by phase, so that a dead or
 // hung upstream costs a client a 504 within a minute rather than a hung request. None
-// bounds a body in flight: a long download or upload is never cut.
+// bounds a body in flight, so a long download or upload is never cut; a body that stalls
+// is BodyIdleTimeout's.
 type Timeouts struct {
 	// Dial bounds opening a TCP connection (DNS included). Default: `5s`.
 	Dial Duration `yaml:"dial"`
@@ -118,6 +134,9 @@ type Credentials struct {
 	R2TempLocal *R2TempLocal `yaml:"r2_temp_local"`
 	// File is a JSON or YAML credentials file, re-read whenever it changes.
 	File string `yaml:"file"`
+	// AWS takes credentials as the AWS SDK for Go does (its default chain, or a profile),
+	// optionally assuming a role with them. `aws: {}` is the default chain.
+	AWS *AWS `yaml:"aws"`
 
 	// RefreshRatio is the fraction of a minted credential's lifetime after which it is
 	// re-minted in the background. Default: `0.667`.
@@ -133,6 +152,7 @@ const (
 	SourceR2TempAPI   = "r2_temp_api"
 	SourceR2TempLocal = "r2_temp_local"
 	SourceFile        = "file"
+	SourceAWS         = "aws"
 )
 
 // Source names the configured credential source.
@@ -144,6 +164,8 @@ func (c *Credentials) Source() string {
 		return SourceR2TempLocal
 	case c.File != "":
 		return SourceFile
+	case c.AWS != nil:
+		return SourceAWS
 	default:
 		return SourceStatic
 	}
@@ -176,6 +198,52 @@ type R2TempLocal struct {
 	ParentSecretAccessKeyFile string `yaml:"parent_secret_access_key_file"`
 	// TTL is each credential's lifetime (1s to 7 days). Default: `15m`.
 	TTL Duration `yaml:"ttl"`
+}
+
+// AWS configures credentials from the AWS SDK for Go: the default chain (environment,
+// shared config and credentials files, web identity, container credentials, instance
+// metadata) or a named profile, and then, with RoleARN, an STS AssumeRole with them. The
+// SDK only fetches: signet's own cache holds and refreshes what it returns.
+type AWS struct {
+	// Profile is a named profile of the shared config and credentials files.
+	// Default: the SDK's (AWS_PROFILE, else `default`).
+	Profile string `yaml:"profile"`
+	// RoleARN, when set, is a role assumed (STS AssumeRole) with the chain's credentials.
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is the external ID the role's trust policy asks for. Needs role_arn.
+	ExternalID string `yaml:"external_id"`
+	// SessionName names the role session (2 to 64 of A-Z a-z 0-9 + = , . @ - _). Needs
+	// role_arn. Default: `signet-<hostname>`.
+	SessionName string `yaml:"session_name"`
+	// Duration is the assumed role's session lifetime, 15m to 12h (the role's maximum
+	// session duration caps it). Needs role_arn. Default: `1h`.
+	Duration Duration `yaml:"duration"`
+	// STSEndpoint is the STS endpoint for every STS call: role_arn's AssumeRole, web
+	// identity, roles of profiles. Default: the SDK's regional STS for the account's region.
+	STSEndpoint string `yaml:"sts_endpoint"`
+}
+
+// DefaultAWSRoleDuration is an assumed role's session lifetime when duration is unset.
+const DefaultAWSRoleDuration = time.Hour
+
+// DefaultAWSSessionName is the role session name when session_name is unset:
+// signet-<hostname>, with the characters STS refuses dropped, at most 64 long.
+func DefaultAWSSessionName() string {
+	host, _ := os.Hostname()
+	name := "signet-" + strings.Map(func(r rune) rune {
+		if isSessionNameChar(r) {
+			return r
+		}
+		return -1
+	}, host)
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strings.TrimSuffix(name, "-") // "signet-" when the host name is unusable
+}
+
+func isSessionNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@-_", r)
 }
 
 // Access levels of a route.
@@ -344,6 +412,15 @@ func (c *Config) ApplyDefaults() {
 		if cr.R2TempLocal != nil && cr.R2TempLocal.TTL == 0 {
 			cr.R2TempLocal.TTL = Duration(15 * time.Minute)
 		}
+		if r := cr.AWS; r != nil && r.RoleARN != "" {
+			// Only with a role: without one, these settings mean nothing and Validate says so.
+			if r.SessionName == "" {
+				r.SessionName = DefaultAWSSessionName()
+			}
+			if r.Duration == 0 {
+				r.Duration = Duration(DefaultAWSRoleDuration)
+			}
+		}
 		if a.ChunkedUpstream == "" {
 			a.ChunkedUpstream = ChunkedDecode
 		}
@@ -387,6 +464,12 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(30 * time.Second)
+	}
+	if c.BodyIdleTimeout == 0 {
+		c.BodyIdleTimeout = Duration(time.Minute)
+	}
+	if c.MaxConnectionsPerAddress == 0 {
+		c.MaxConnectionsPerAddress = 1024
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff

@@ -161,6 +161,16 @@ buckets: [{name: abc, account: a}]
 			},
 		},
 		{
+			name: "allowed origins are origins, never any website",
+			yaml: "allowed_origins: ['*', 'https://app.example.com/page', 'app.example.com', 'https://App.example.com', 'http://localhost:3000']\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
+			want: []string{
+				`allowed_origins[0]: "*" would let any website in; list each origin`,
+				`allowed_origins[1]: "https://app.example.com/page" has a path`,
+				`allowed_origins[2]: "app.example.com" is not an origin`,
+				`allowed_origins[3]: "https://App.example.com": write it lowercase`,
+			},
+		},
+		{
 			name: "bad durations are reported with every other problem",
 			yaml: `shutdown_timeout: 5 minutes
 listen_addr: x

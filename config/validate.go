@@ -33,7 +33,18 @@ func (c *Config) Validate() []*FieldError {
 	if c.ShutdownTimeout < 0 {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
 	}
+	if c.MaxConnectionsPerAddress < 0 {
+		bad(errors.New("must not be negative"), "max_connections_per_address")
+	}
+	if c.BodyIdleTimeout < 0 {
+		bad(errors.New("must not be negative"), "body_idle_timeout")
+	}
 	errs = append(errs, c.TLS.validate()...)
+	for i, o := range c.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			bad(err, "allowed_origins", i)
+		}
+	}
 	if c.MaxConcurrentRequests < 0 {
 		bad(errors.New("must not be negative"), "max_concurrent_requests")
 	}
@@ -196,13 +207,13 @@ func (c *Credentials) validate() []*FieldError {
 	bad := func(err error, p ...any) { errs = append(errs, &FieldError{Path: p, Err: err}) }
 	static := c.AccessKeyID != "" || c.AccessKeyIDFile != "" || c.SecretAccessKey != "" || c.SecretAccessKeyFile != ""
 	n := 0
-	for _, set := range []bool{static, c.R2TempAPI != nil, c.R2TempLocal != nil, c.File != ""} {
+	for _, set := range []bool{static, c.R2TempAPI != nil, c.R2TempLocal != nil, c.File != "", c.AWS != nil} {
 		if set {
 			n++
 		}
 	}
 	if n > 1 {
-		bad(errors.New("give exactly one credential source: static keys, r2_temp_api, r2_temp_local or file"))
+		bad(errors.New("give exactly one credential source: static keys, r2_temp_api, r2_temp_local, file or aws"))
 		return errs
 	}
 	if c.RefreshRatio <= 0 || c.RefreshRatio >= 1 {
@@ -211,10 +222,10 @@ func (c *Credentials) validate() []*FieldError {
 	if c.SafetyMargin < 0 {
 		bad(errors.New("must not be negative"), "safety_margin")
 	}
-	checkTTL := func(d Duration, p ...any) {
+	checkLifetime := func(d Duration, lo, hi time.Duration, span string, p ...any) {
 		ttl := time.Duration(d)
-		if ttl < time.Second || ttl > 7*24*time.Hour {
-			bad(fmt.Errorf("%s must be between 1s and 168h (7 days)", ttl), p...)
+		if ttl < lo || ttl > hi {
+			bad(fmt.Errorf("%s must be between %s", ttl, span), p...)
 			return
 		}
 		// A credential must still be usable when its refresh is due, or every request
@@ -226,7 +237,37 @@ func (c *Credentials) validate() []*FieldError {
 			}
 		}
 	}
+	checkTTL := func(d Duration, p ...any) {
+		checkLifetime(d, time.Second, 7*24*time.Hour, "1s and 168h (7 days)", p...)
+	}
 	switch {
+	case c.AWS != nil:
+		a := c.AWS
+		if a.RoleARN == "" {
+			for _, f := range []struct {
+				name string
+				set  bool
+			}{{"external_id", a.ExternalID != ""}, {"session_name", a.SessionName != ""}, {"duration", a.Duration != 0}} {
+				if f.set {
+					bad(errors.New("needs role_arn: it configures the role signet assumes"), "aws", f.name)
+				}
+			}
+		} else {
+			if err := checkRoleARN(a.RoleARN); err != nil {
+				bad(err, "aws", "role_arn")
+			}
+			if err := checkSessionName(a.SessionName); err != nil {
+				bad(err, "aws", "session_name")
+			}
+			// STS's DurationSeconds: 900 to 43200.
+			checkLifetime(a.Duration, 15*time.Minute, 12*time.Hour, "15m and 12h (what STS accepts)", "aws", "duration")
+		}
+		if a.STSEndpoint != "" {
+			if err := checkEndpoint(a.STSEndpoint); err != nil {
+				bad(err, "aws", "sts_endpoint")
+			}
+		}
+		return errs
 	case c.R2TempAPI != nil:
 		a := c.R2TempAPI
 		if (a.APIToken == "") == (a.APITokenFile == "") {
@@ -277,6 +318,26 @@ func R2Actions() []string {
 		"CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
 		"AbortMultipartUpload", "CompleteMultipartUpload",
 	}
+}
+
+// checkRoleARN accepts an IAM role ARN in any partition: arn:<partition>:iam::<12
+// digits>:role/<path and name>.
+func checkRoleARN(s string) error {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || !strings.HasPrefix(parts[1], "aws") || parts[2] != "iam" || parts[3] != "" ||
+		len(parts[4]) != 12 || strings.Trim(parts[4], "0123456789") != "" ||
+		!strings.HasPrefix(parts[5], "role/") || len(parts[5]) == len("role/") {
+		return fmt.Errorf("%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", s)
+	}
+	return nil
+}
+
+// checkSessionName applies STS's RoleSessionName rule: 2 to 64 of [\w+=,.@-].
+func checkSessionName(s string) error {
+	if len(s) < 2 || len(s) > 64 || strings.IndexFunc(s, func(r rune) bool { return !isSessionNameChar(r) }) >= 0 {
+		return fmt.Errorf("%q must be 2 to 64 characters of A-Z a-z 0-9 + = , . @ - _", s)
+	}
+	return nil
 }
 
 func checkEndpoint(s string) error {
@@ -431,4 +492,21 @@ func (c *Config) CheckExposure(addr string) error {
 	return fmt.Errorf("%q is reachable beyond this machine, and with no clients configured anyone who can connect "+
 		"may use every route with signet's credentials: configure clients, listen on 127.0.0.1 or a unix socket, "+
 		"or %s", addr, allow)
+}
+
+// checkOrigin accepts a web origin as browsers send it in Origin: scheme://host[:port],
+// lowercase, with no path, and never "*" (any website is what allowed_origins keeps out).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	switch {
+	case o == "*" || o == "null":
+		return fmt.Errorf("%q would let any website in; list each origin", o)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
+		return fmt.Errorf("%q is not an origin: write scheme://host[:port], e.g. https://app.example.com", o)
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q has a path: an origin is scheme://host[:port] only", o)
+	case o != strings.ToLower(o):
+		return fmt.Errorf("%q: write it lowercase, as browsers send it", o)
+	}
+	return nil
 }

@@ -380,11 +380,15 @@ func (c *Cache) usable(e *cacheEntry, now time.Time) bool {
 // noCredentials explains why e has nothing to give. Needs mu (read).
 func (c *Cache) noCredentials(e *cacheEntry, now time.Time) error {
 	wait := e.nextAttempt.Sub(now).Round(time.Millisecond)
-	if e.lastErr == nil {
-		return fmt.Errorf("%w for bucket %s: next mint in %s", ErrNoCredentials, e.key.Bucket, wait)
+	what := " for bucket " + e.key.Bucket
+	if e.key.Bucket == "" {
+		what = "" // one credential for the whole account (AccountCache)
 	}
-	return fmt.Errorf("%w for bucket %s (%d failed mints, next in %s): %w",
-		ErrNoCredentials, e.key.Bucket, e.failures, wait, e.lastErr)
+	if e.lastErr == nil {
+		return fmt.Errorf("%w%s: next mint in %s", ErrNoCredentials, what, wait)
+	}
+	return fmt.Errorf("%w%s (%d failed mints, next in %s): %w",
+		ErrNoCredentials, what, e.failures, wait, e.lastErr)
 }
 
 // startMintLocked starts a mint for e, or joins the one in flight. Needs mu (write or read)

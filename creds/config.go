@@ -29,6 +29,20 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 			return nil, wrap("credentials file", err)
 		}
 		return f, nil
+	case config.SourceAWS:
+		aw := c.AWS
+		m, err := NewAWS(func(o *AWSOptions) {
+			o.Region, o.Profile, o.RoleARN, o.ExternalID = a.Region, aw.Profile, aw.RoleARN, aw.ExternalID
+			o.SessionName, o.Duration, o.STSEndpoint = aw.SessionName, time.Duration(aw.Duration), aw.STSEndpoint
+		})
+		if err != nil {
+			return nil, wrap("aws", err)
+		}
+		ac, err := NewAccountCache(m, cacheOptions(name, c, logger, cacheOpts)...)
+		if err != nil {
+			return nil, wrap("credentials cache", err)
+		}
+		return ac, nil
 	case config.SourceR2TempAPI:
 		api := c.R2TempAPI
 		token, err := ValueOrFile(api.APIToken.Value(), api.APITokenFile)
@@ -62,16 +76,20 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 		}
 		return NewStatic(id, secret, ""), nil
 	}
-	opts := append([]func(*CacheOptions){func(o *CacheOptions) {
-		o.RefreshRatio = c.RefreshRatio
-		o.SafetyMargin = time.Duration(c.SafetyMargin)
-		o.Logger = logger.With("account", name)
-	}}, cacheOpts...)
-	cache, err := NewCache(m, opts...)
+	cache, err := NewCache(m, cacheOptions(name, c, logger, cacheOpts)...)
 	if err != nil {
 		return nil, wrap("credentials cache", err)
 	}
 	return cache, nil
+}
+
+// cacheOptions tunes a cache by the credentials section, then by cacheOpts.
+func cacheOptions(name string, c config.Credentials, logger *slog.Logger, cacheOpts []func(*CacheOptions)) []func(*CacheOptions) {
+	return append([]func(*CacheOptions){func(o *CacheOptions) {
+		o.RefreshRatio = c.RefreshRatio
+		o.SafetyMargin = time.Duration(c.SafetyMargin)
+		o.Logger = logger.With("account", name)
+	}}, cacheOpts...)
 }
 
 // ValueOrFile returns v, or the trimmed contents of file when v is empty. A secret file

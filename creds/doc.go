@@ -11,7 +11,9 @@
 // [Static] holds fixed keys; [File] reads a credentials file and follows its rotation. R2
 // temporary credentials come from a [Minter], [R2API] (Cloudflare's temp-access-credentials
 // call) or [R2Local] (a JWT signed locally with the parent secret), behind a [Cache], which
-// holds one credential per [Key] and refreshes it in the background.
+// holds one credential per [Key] and refreshes it in the background. [AWS] fetches through
+// the AWS SDK for Go's providers (its default chain, a profile, an assumed role) behind an
+// [AccountCache]: the same refreshing cache, holding one credential for the whole account.
 //
 // # Expiry is computed, not returned
 //

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestListenUnix(t *testing.T) {
@@ -150,5 +153,60 @@ func echoOnce(t *testing.T, ln net.Listener, network, addr string) {
 	}
 	if err := <-accepted; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMaxConnsPerAddress: at the bound, a client address's new connection takes the place
+// of its oldest idle one; when all are busy, it is closed as it arrives.
+func TestMaxConnsPerAddress(t *testing.T) {
+	ln, err := Listen(t.Context(), "127.0.0.1:0", nil, func(o *ListenOptions) { o.MaxConnsPerAddress = 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	state := ConnStateHook(ln)
+	if state == nil {
+		t.Fatal("no ConnState hook")
+	}
+	accepted := make(chan net.Conn, 10)
+	go func() { // ends when ln is closed
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		return c
+	}
+	closed := func(c net.Conn) bool {
+		_, err := c.Read(make([]byte, 1))
+		return err == io.EOF
+	}
+	c1, c2 := dial(), dial()
+	s1, s2 := <-accepted, <-accepted
+	state(s1, http.StateActive)
+	state(s2, http.StateActive)
+	if over := dial(); !closed(over) {
+		t.Error("a third connection while both are busy was not closed")
+	}
+	state(s1, http.StateIdle)
+	dial()
+	<-accepted
+	if !closed(c1) {
+		t.Error("the idle connection was not the one to go")
+	}
+	state(s2, http.StateIdle)
+	_ = c2
+	if n := len(accepted); n != 0 {
+		t.Errorf("%d more connections accepted", n)
 	}
 }

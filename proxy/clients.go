@@ -3,8 +3,6 @@ package proxy
 import (
 	"fmt"
 	"net/http"
-	"net/url"
-	"path"
 
 	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/creds"
@@ -66,25 +64,4 @@ func (cs *clients) authenticate(r *http.Request) (*client, *signer.Verified, *s3
 		return nil, nil, &s3Error{status: http.StatusForbidden, code: "InvalidAccessKeyId", msg: "the access key id is not a client of signet"}
 	}
 	return c, v, nil
-}
-
-// mayUse reports whether c may use bucket (a local name).
-func (c *client) mayUse(bucket string) bool {
-	for _, b := range c.buckets {
-		if ok, _ := path.Match(b, bucket); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// authorize refuses what c may not do with r on bucket.
-func (c *client) authorize(r *http.Request, req s3Request, q url.Values) *s3Error {
-	if !c.mayUse(req.bucket) {
-		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "client " + quote(c.name) + " may not use bucket " + quote(req.bucket)}
-	}
-	if c.readOnly && !isRead(r.Method) {
-		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "client " + quote(c.name) + " is read-only"}
-	}
-	return c.scope.check(r, req, q, "client "+quote(c.name))
 }

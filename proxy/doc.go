@@ -3,6 +3,23 @@
 // client's authentication, re-signs it with SigV4 and forwards it, streaming both ways,
 // through net/http/httputil.ReverseProxy. Its own refusals are S3 XML errors.
 //
+// # A request's way through
+//
+//	ServeHTTP
+//	  decide          parse, check headers, authenticate, parse the query, classify the
+//	                  action, route, authorize (one policy): an immutable plan
+//	  servePresign    POST /_signet/presign: authorize the URL's request, sign it
+//	  listBuckets     GET /: the buckets the client may reach
+//	  forward         the body as planned (verified, aws-chunked decoded, or the checked
+//	                  bytes), then ReverseProxy:
+//	    rewrite       the upstream URL, query and copy source from the plan
+//	    RoundTrip     credentials, signature, one replay when refused
+//	    modifyResponse / errorHandler
+//	  log, metrics    from the plan and the outcome
+//
+// Nothing after decide derives anything from the request again: every check reads the
+// request as it will be signed and sent.
+//
 // # Routing
 //
 // The upstream host always comes from the route table, never from the client's Host header

@@ -65,7 +65,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID st
 // statusError maps a forwarding error to the answer signet gives (caddy's statusError):
 // the client's own body problems keep their S3 code, missing credentials are 503, a
 // timeout 504, a client that went away 499, and anything else 502.
-func statusError(r *http.Request, st *state, err error) *s3Error {
+func statusError(r *http.Request, p *plan, err error) *s3Error {
 	if be, ok := errors.AsType[*signer.BodyError](err); ok {
 		return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
 	}
@@ -73,18 +73,35 @@ func statusError(r *http.Request, st *state, err error) *s3Error {
 		return &s3Error{status: StatusClientClosedRequest, code: "ClientClosedRequest", msg: "the client closed the request"}
 	}
 	where := "upstream"
-	if st != nil {
-		where = fmt.Sprintf("upstream %s (account %s", st.route.Upstream.URL, st.route.Upstream.Account)
-		if st.route.Upstream.Jurisdiction != "default" {
-			where += ", jurisdiction " + st.route.Upstream.Jurisdiction
+	if p != nil && p.route != nil {
+		up := p.route.Upstream
+		where = fmt.Sprintf("upstream %s (account %s", up.URL, up.Account)
+		if up.Jurisdiction != "default" {
+			where += ", jurisdiction " + up.Jurisdiction
 		}
 		where += ")"
 	}
 	if errors.Is(err, creds.ErrNoCredentials) || errors.Is(err, errCredentials) {
 		return &s3Error{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "no credentials to sign for " + where + ": " + err.Error()}
 	}
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errUpstreamIdle) {
 		return &s3Error{status: http.StatusGatewayTimeout, code: "GatewayTimeout", msg: where + " timed out: " + err.Error()}
 	}
 	return &s3Error{status: http.StatusBadGateway, code: "BadGateway", msg: where + " failed: " + err.Error()}
+}
+
+// bodyS3Error is the answer to a failure reading the client's body: the body's own S3
+// error when it has one (bad framing, a checksum or signature that does not match), else
+// code with msg (or the error's text when msg is empty).
+func bodyS3Error(err error, code, msg string) *s3Error {
+	if be, ok := errors.AsType[*signer.BodyError](err); ok {
+		return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
+	}
+	if ve, ok := errors.AsType[*signer.VerifyError](err); ok {
+		return &s3Error{status: ve.Status, code: ve.Code, msg: ve.Message}
+	}
+	if msg == "" {
+		msg = err.Error()
+	}
+	return &s3Error{status: http.StatusBadRequest, code: code, msg: msg}
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/signer"
 )
@@ -41,6 +39,9 @@ type Options struct {
 	// MaxConcurrent caps the requests served at once; beyond it clients get 503 SlowDown
 	// at once rather than queueing. 0: no cap.
 	MaxConcurrent int
+	// BodyIdleTimeout ends a transfer whose body moves no byte for this long, whichever
+	// side stalled (see idle.go); a slow transfer that keeps moving is never cut. 0: none.
+	BodyIdleTimeout time.Duration
 }
 
 // Handler is signet's S3 endpoint: an http.Handler that routes, re-signs and forwards.
@@ -51,6 +52,7 @@ type Handler struct {
 	signer *signer.Signer
 
 	sem      *semaphore.Weighted // nil: no cap
+	deletes  *semaphore.Weighted // bytes of DeleteObjects bodies held for checking
 	pool     bufferPool
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -70,6 +72,7 @@ func New(t *Table, opts Options) *Handler {
 	_, _ = rand.Read(b[:])
 	h := &Handler{opts: opts, signer: signer.NewSigner(), idPrefix: strings.ToUpper(hex.EncodeToString(b[:])),
 		pool: bufferPool{free: make(chan []byte, 64)}}
+	h.deletes = semaphore.NewWeighted(deleteBudget)
 	if opts.MaxConcurrent > 0 {
 		h.sem = semaphore.NewWeighted(int64(opts.MaxConcurrent))
 	}
@@ -108,44 +111,44 @@ func (h *Handler) acquireTable() *Table {
 	}
 }
 
-// state is what ServeHTTP decided about a request, carried to Rewrite, the transport and
-// ErrorHandler in the request's context.
-type state struct {
-	id         string
-	req        s3Request
-	route      *Route
-	upBucket   string
-	copySource string     // rewritten x-amz-copy-source, when the request has one
-	query      url.Values // the parsed query; nil when empty
-	// chunked is set for aws-chunked bodies that signet decodes; payloadHash is what the
-	// upstream request is signed with.
-	chunked     *signer.ChunkedOptions
-	payloadHash string
-	body        *countingBody
-	// client and verified are the app identity that signed the request, when clients
-	// are configured.
-	client   *client
-	verified *signer.Verified
-	retried  bool // sent again after the upstream refused the credentials
-	err      *s3Error
+// exchange is one request on its way through the Handler: the plan decided for it, and
+// what happened while forwarding it. ReverseProxy's hooks find it in the request's context.
+type exchange struct {
+	plan *plan
+	outcome
+}
+
+// outcome is what happens while a request is forwarded: the only part of an exchange that
+// changes after decide.
+type outcome struct {
+	in      *countingBody // the client's body as read; nil without one
+	upload  *uploadGuard  // resets the upstream connection of a failed upload; nil without a body
+	retried bool          // sent again after the upstream refused the credentials
+	token   string        // the session token the request was signed with, to scrub from errors
+	err     *s3Error
 	// upstreamCode is the S3 error code of the upstream's error answer, for the log.
 	upstreamCode string
-	// upload resets the upstream connection of a request whose body fails; nil without a body.
-	upload *uploadGuard
+	presign      *PresignRequest // what a presign request asked for, for the log
+	// abandonBody: the answer closes the connection without reading the rest of the body.
+	abandonBody bool
+	// With a body idle timeout: cancel ends the upstream request, and uploadIdle watches
+	// the upstream taking the body.
+	cancel     context.CancelCauseFunc
+	uploadIdle *watchdog
 }
 
-type stateKey struct{}
+type exchangeKey struct{}
 
-func (st *state) bodyErr() error {
-	if st.body == nil {
+func (x *exchange) bodyErr() error {
+	if x.in == nil {
 		return nil
 	}
-	return st.body.readErr()
+	return x.in.readErr()
 }
 
-func stateFrom(ctx context.Context) *state {
-	st, _ := ctx.Value(stateKey{}).(*state)
-	return st
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
 }
 
 func (h *Handler) newID() string {
@@ -176,217 +179,200 @@ func (h *Handler) Wait(ctx context.Context) error {
 	}
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. A request is decided once (decide), then served:
+// signet's own endpoint, ListBuckets, or forwarded through ReverseProxy, whose hooks read
+// the plan.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.active.Add(1)
 	defer h.active.Done()
 	start := time.Now()
-	st := &state{id: h.newID()}
+	id := h.newID()
+	x := &exchange{plan: &plan{id: id, method: r.Method}}
 	lw := &logWriter{ResponseWriter: w}
-	lw.Header().Set("X-Signet-Request-Id", st.id)
-	// Work on a copy: the server judges the connection by its own request's Body. Given a
-	// wrapped body, it would read a refused upload after the handler returns, answering an
-	// Expect: 100-continue with 100 Continue and waiting for the body instead of answering
-	// at once (net/http finishRequest, "discard").
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if idle := h.opts.BodyIdleTimeout; idle > 0 {
+		lw.rc, lw.idle = http.NewResponseController(w), idle
+		defer lw.clearDeadlines(x)
+	}
+	lw.Header().Set("X-Signet-Request-Id", id)
+	browserSafety(lw.Header())
+	// Work on a copy: r is never changed. The server judges the connection by its own
+	// request's Body: given a wrapped body, it would read a refused upload after the handler
+	// returns, answering an Expect: 100-continue with 100 Continue and waiting for the body
+	// instead of answering at once (net/http finishRequest, "discard").
+	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	if r.Body != nil && r.Body != http.NoBody {
-		st.body = &countingBody{ReadCloser: r.Body}
-		r.Body = st.body
+		body := r.Body
+		if lw.rc != nil {
+			body = deadlineBody{body, lw.rc, lw.idle}
+		}
+		x.in = &countingBody{ReadCloser: body}
+		in.Body = x.in
 	}
 	if m := h.opts.Metrics; m != nil {
 		m.inFlight.Inc()
 		defer m.inFlight.Dec()
 	}
 	defer func() {
-		var in int64
-		if st.body != nil {
-			in = st.body.n.Load()
-		}
 		d := time.Since(start)
-		h.logRequest(r, st, lw, in, d)
-		h.opts.Metrics.observe(r.Method, st, lw.statusOr200(), in, lw.n, d)
+		h.logRequest(x, lw, d)
+		h.opts.Metrics.observe(x, lw.statusOr200(), x.in.count(), lw.n, d)
 	}()
+	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+		// Go's server drops a Content-Length sent with Transfer-Encoding before the handler
+		// sees it, so the two cannot be told apart from chunked alone. RFC 9112 wants the
+		// connection closed after answering such a request (a front proxy that went by the
+		// Content-Length is out of step), and closing after any chunked upload costs one
+		// dial per upload.
+		lw.Header().Set("Connection", "close")
+	}
+	fail := func(e *s3Error) {
+		x.err = e
+		closeIfUnread(lw, in, x)
+		writeError(lw, in, e, id)
+		abandonBody(lw, x)
+	}
 
 	if h.sem != nil {
 		if !h.sem.TryAcquire(1) {
-			st.err = &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)}
-			writeError(lw, r, st.err, st.id)
+			fail(&s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)})
 			return
 		}
 		defer h.sem.Release(1)
 	}
 	t := h.acquireTable()
 	defer t.release()
-	if err := h.prepare(r, t, st); err != nil {
-		st.err = err
-		writeError(lw, r, err, st.id)
+	p, err := h.decide(in, t, id)
+	x.plan = p
+	if p.origin != "" {
+		corsHeaders(lw.Header(), p.origin)
+	}
+	if err != nil {
+		fail(err)
 		return
 	}
-	if v := st.verified; v != nil && v.BodyCheck != nil && st.body != nil {
-		// r.Body, not st.body: a scope check may have read a DeleteObjects body and put
-		// it back.
-		r.Body = decodedBody{v.BodyCheck(r.Body), r.Body}
-	}
-	if st.req.endpoint == presignPath {
-		h.servePresign(lw, r, st)
+	if p.preflight {
+		servePreflight(lw, in)
 		return
 	}
-	if st.req.bucket == "" {
-		h.listBuckets(lw, r, t, st)
-		return
-	}
-	if st.chunked != nil {
-		if v := st.verified; v != nil && v.ChunkVerifier != nil {
-			v.ChunkVerifier(st.chunked)
-		}
-		if err := decodeChunked(r, st); err != nil {
-			st.err = err
-			writeError(lw, r, err, st.id)
-			return
+	switch p.action {
+	case actPresign:
+		h.servePresign(lw, in, t, x)
+	case actListBuckets:
+		h.listBuckets(lw, in, t, x)
+	default:
+		if err := h.forward(lw, in, x); err != nil {
+			fail(err)
 		}
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		st.upload = &uploadGuard{}
-		r.Body = guardedBody{r.Body, st.upload}
+}
+
+// forward sends in upstream as x's plan says, with its body as planned.
+func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) *s3Error {
+	p := x.plan
+	if p.body.checked != nil {
+		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(p.body.checked)), int64(len(p.body.checked))
+	} else if in.Body != nil && in.Body != http.NoBody {
+		in.Body, in.ContentLength = openBody(in, p)
+		if p.body.chunked != nil {
+			in.TransferEncoding = nil
+			if in.ContentLength == 0 {
+				// ReverseProxy sends no body for a zero length and so would never read
+				// this one: check its framing here. It is empty: this reads only framing.
+				if _, err := io.Copy(io.Discard, in.Body); err != nil {
+					return bodyS3Error(err, "IncompleteBody", "")
+				}
+				in.Body = http.NoBody
+			}
+		}
+	}
+	ctx, cancel := context.WithCancelCause(in.Context())
+	if in.Body != nil && in.Body != http.NoBody {
+		x.upload = &uploadGuard{}
+		in.Body = guardedBody{in.Body, x.upload}
 		// When the client's connection fails, the server cancels the request's context from
 		// within the body read, and the transport would close the upstream connection (over
 		// TLS with a clean close_notify) before the guard could reset it. So the upstream
 		// request gets a context of its own, cancelled only once the guard has acted.
-		in := r.Context()
-		ctx, cancel := context.WithCancelCause(context.WithoutCancel(in))
-		defer cancel(nil)
-		stop := context.AfterFunc(in, func() {
-			st.upload.abort()
-			cancel(context.Cause(in))
+		ctx, cancel = context.WithCancelCause(context.WithoutCancel(in.Context()))
+		stop := context.AfterFunc(in.Context(), func() {
+			x.upload.abort()
+			cancel(context.Cause(in.Context()))
 		})
 		defer stop()
-		r = r.WithContext(ctx)
 	}
-	h.rp.ServeHTTP(lw, r)
+	defer cancel(nil)
+	if idle := h.opts.BodyIdleTimeout; idle > 0 {
+		x.cancel = cancel
+		if x.upload != nil {
+			x.uploadIdle = newWatchdog(idle, idleCancel(x, cancel))
+			defer x.uploadIdle.finish()
+			in.Body = pacedUpload{in.Body, x.uploadIdle}
+		}
+	}
+	h.rp.ServeHTTP(w, in.WithContext(ctx))
+	return nil
 }
 
-// prepare parses and routes r, filling st, or says why signet refuses it.
-func (h *Handler) prepare(r *http.Request, t *Table, st *state) *s3Error {
-	if !s3Method(r.Method) {
-		return &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "signet forwards only GET, HEAD, PUT, POST, DELETE and OPTIONS"}
+// openBody returns in's body as it will be sent, and its length: verified against the
+// client's signed payload hash, or aws-chunked decoded (and its chunk signatures checked),
+// as the plan says. The decoder holds back the payload's last byte until the framing,
+// trailer and checksum are verified, so a bad body never completes an upload upstream.
+func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
+	var rd io.Reader = in.Body
+	if v := p.verified; v != nil && v.BodyCheck != nil {
+		rd = v.BodyCheck(rd)
 	}
-	req, err := parseRequest(r, t.suffixes)
-	if err != nil {
-		return err
-	}
-	st.req = req
-	if t.clients != nil {
-		// Authenticate before anything else is revealed, even whether a bucket is routed.
-		if st.client, st.verified, err = t.clients.authenticate(r); err != nil {
-			return err
+	n := in.ContentLength
+	if c := p.body.chunked; c != nil {
+		opts := *c
+		if v := p.verified; v != nil && v.ChunkVerifier != nil {
+			v.ChunkVerifier(&opts)
 		}
+		rd, n = signer.NewChunkedReader(rd, opts), opts.DecodedLength
 	}
-	if r.URL.RawQuery != "" {
-		// Parsed once, here: Go's URL.Query drops what it cannot parse, which would
-		// forward a request other than the one the client sent.
-		q, qerr := url.ParseQuery(r.URL.RawQuery)
-		if qerr != nil {
-			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + qerr.Error()}
-		}
-		st.query = q
-	}
-	if req.endpoint != "" {
-		if r.Method != http.MethodPost {
-			return &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "only POST is allowed on " + req.endpoint}
-		}
-		return nil // the endpoint authorizes what it is asked for
-	}
-	if st.client != nil && req.bucket != "" {
-		if err := st.client.authorize(r, req, st.query); err != nil {
-			return err
-		}
-	}
-	if req.bucket == "" {
-		if r.Method != http.MethodGet {
-			return &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "only GET (ListBuckets) is allowed on /"}
-		}
-		return nil
-	}
-	st.route = t.Lookup(req.bucket)
-	if st.route == nil {
-		return &s3Error{status: http.StatusNotFound, code: "NoSuchBucket", msg: "bucket " + quote(req.bucket) + " is not configured in signet"}
-	}
-	st.upBucket = st.route.UpstreamBucket(req.bucket)
-	if st.route.ReadOnly && !isRead(r.Method) {
-		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(req.bucket) + " is read-only in signet"}
-	}
-	if err := st.route.scope.check(r, req, st.query, "bucket "+quote(req.bucket)); err != nil {
-		return err
-	}
-	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
-		cs, err := h.copySource(t, st.client, st.route, req.bucket, src)
-		if err != nil {
-			return err
-		}
-		st.copySource = cs
-	}
-	return h.prepareBody(r, st)
+	return decodedBody{rd, in.Body}, n
 }
 
-// s3Method reports whether S3 has requests with method m. Others are refused: an upstream
-// has nothing to do with them, and metrics label requests by method.
-func s3Method(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions:
-		return true
-	}
-	return false
-}
-
-// prepareBody decides how the body goes upstream: as it came, or, for aws-chunked bodies,
-// decoded with a Content-Length (R2 refuses chunk-signed uploads and bodies without one).
-func (h *Handler) prepareBody(r *http.Request, st *state) *s3Error {
-	st.payloadHash = signer.UnsignedPayload
-	opts, chunked, err := signer.ChunkedOptionsFromHeader(r.Header)
-	if err != nil {
-		if be, ok := errors.AsType[*signer.BodyError](err); ok {
-			return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
-		}
-		return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: err.Error()}
+// readChecked reads the body of a request whose body decides access (DeleteObjects on a
+// scoped route), decoded and verified as openBody sends it. The memory all such bodies
+// take while they arrive is bounded by deleteBudget.
+func (h *Handler) readChecked(in *http.Request, p *plan) ([]byte, *s3Error) {
+	n := in.ContentLength
+	if c := p.body.chunked; c != nil {
+		n = c.DecodedLength
 	}
 	switch {
-	case chunked && opts.Mode == signer.StreamingUnsignedTrailer && r.ContentLength >= 0 && st.route.Upstream.ChunkedPassthrough:
-		// The upstream takes unsigned-trailer bodies itself: only the headers are re-signed.
-		st.payloadHash = signer.StreamingUnsignedTrailer
-	case chunked && opts.DecodedLength < 0:
-		return &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "an aws-chunked body needs x-amz-decoded-content-length: the upstream needs to know the body's length"}
-	case chunked:
-		st.chunked = &opts
-	case r.ContentLength < 0:
-		// Transfer-Encoding: chunked with no length: R2 refuses it (411), and forwarding
-		// it as it came would hide that until the whole body had been sent.
-		return &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "send a Content-Length: the upstream needs to know the body's length"}
+	case in.Body == nil || in.Body == http.NoBody || n == 0:
+		return nil, &s3Error{status: http.StatusBadRequest, code: "MissingRequestBodyError", msg: "DeleteObjects needs a body"}
+	case n > maxDeleteBody:
+		return nil, &s3Error{status: http.StatusBadRequest, code: "MalformedXML", msg: "a DeleteObjects body is at most 2 MiB"}
 	}
-	return nil
+	if !h.deletes.TryAcquire(n) {
+		return nil, &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
+	}
+	defer h.deletes.Release(n)
+	body, _ := openBody(in, p)
+	return readDeleteBody(body)
 }
 
-// decodeChunked replaces r's aws-chunked body with its decoded payload, announced with
-// its decoded length. The decoder holds back the payload's last byte until the framing,
-// trailer and checksum are verified, so a bad body never completes an upload upstream.
-func decodeChunked(r *http.Request, st *state) *s3Error {
-	dec := signer.NewChunkedReader(r.Body, *st.chunked)
-	signer.StripChunkedHeaders(r.Header)
-	r.TransferEncoding = nil
-	r.ContentLength = st.chunked.DecodedLength
-	if r.ContentLength == 0 {
-		// ReverseProxy sends no body for a zero length and so would never read this one:
-		// check its framing here. It is empty, so this reads only the framing.
-		if _, err := io.Copy(io.Discard, dec); err != nil {
-			if be, ok := errors.AsType[*signer.BodyError](err); ok {
-				return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
-			}
-			return &s3Error{status: http.StatusBadRequest, code: "IncompleteBody", msg: err.Error()}
-		}
-		r.Body = http.NoBody
-		return nil
+// closeIfUnread makes an answer close the connection when the request's body was not read
+// to its end. Else Go's server would read up to 256 KiB of it, with no deadline, to keep the
+// connection (before answering, and again when it closes the body): a client trickling its
+// body would hold the connection, and a file descriptor, for as long as it likes after
+// signet has already refused it. It must run before the answer is written.
+func closeIfUnread(w http.ResponseWriter, r *http.Request, x *exchange) {
+	if r.ProtoMajor == 1 && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) && !x.in.done() {
+		w.Header().Set("Connection", "close")
+		x.abandonBody = true
 	}
-	r.Body = decodedBody{dec, r.Body}
-	return nil
+}
+
+// abandonBody ends the wait for a body closeIfUnread gave up on, once the answer is out:
+// the server's last read of it fails at once, and the connection closes.
+func abandonBody(w http.ResponseWriter, x *exchange) {
+	if x.abandonBody {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 // decodedBody reads the decoder and closes the client's body.
@@ -395,79 +381,43 @@ type decodedBody struct {
 	io.Closer
 }
 
-// copySource rewrites an x-amz-copy-source value ("[/]bucket/key[?versionId=..]", key
-// URL-encoded) to the upstream bucket name, checking that the source is routed to the
-// same upstream as the destination (one signature cannot span two accounts) and that the
-// route and the client c (nil without clients) may read it.
-func (h *Handler) copySource(t *Table, c *client, dst *Route, dstBucket, src string) (string, *s3Error) {
-	rest := strings.TrimPrefix(src, "/")
-	bucket, key, ok := strings.Cut(rest, "/")
-	if !ok || key == "" {
-		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-copy-source must be bucket/key"}
-	}
-	if b, err := url.PathUnescape(bucket); err == nil {
-		bucket = b
-	}
-	if err := config.CheckBucketName(bucket); err != nil {
-		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-copy-source: " + err.Error()}
-	}
-	r := t.Lookup(bucket)
-	if r == nil {
-		return "", &s3Error{status: http.StatusNotFound, code: "NoSuchBucket", msg: "copy source bucket " + quote(bucket) + " is not configured in signet"}
-	}
-	if r.Upstream != dst.Upstream {
-		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: fmt.Sprintf(
-			"copy source bucket %q is in account %s jurisdiction %s but the destination is in account %s jurisdiction %s: "+
-				"an upstream cannot copy across accounts or jurisdictions; download and upload instead",
-			bucket, r.Upstream.Account, r.Upstream.Jurisdiction, dst.Upstream.Account, dst.Upstream.Jurisdiction)}
-	}
-	if !r.scope.allowsKey(copySourceKey(key)) {
-		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "the copy source key is outside the prefixes bucket " + quote(bucket) + " is limited to"}
-	}
-	// A copy reads its source: the client must be allowed to read it itself.
-	if c != nil && !c.mayUse(bucket) {
-		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "client " + quote(c.name) + " may not use copy source bucket " + quote(bucket)}
-	}
-	if c != nil && !c.scope.allowsKey(copySourceKey(key)) {
-		return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "the copy source key is outside the prefixes client " + quote(c.name) + " is limited to"}
-	}
-	srcBucket := r.UpstreamBucket(bucket)
-	if dst.Upstream.BucketScoped && srcBucket != dst.UpstreamBucket(dstBucket) {
-		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: fmt.Sprintf(
-			"copy from bucket %q to bucket %q: account %s signs with temporary credentials that each cover one bucket, "+
-				"so no single signature can copy between two buckets; download and upload instead, or give the account static credentials",
-			bucket, dstBucket, dst.Upstream.Account)}
-	}
-	return "/" + srcBucket + "/" + key, nil
-}
-
-// rewrite builds the upstream request: the route's endpoint, the upstream bucket, the key
-// escaped as S3 servers rebuild it, and the client's headers and query minus its
-// authentication. The transport signs it.
+// rewrite builds the upstream request from the plan: the route's endpoint, the upstream
+// bucket, the key escaped as S3 servers rebuild it, the planned query and copy source, and
+// the client's headers minus its authentication. The transport signs it.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	st := stateFrom(pr.In.Context())
+	p := exchangeFrom(pr.In.Context()).plan
 	out := pr.Out
-	up := st.route.Upstream
+	up := p.route.Upstream
 
-	p := "/" + st.upBucket
-	if st.req.key != "" {
-		p += "/" + st.req.key
+	path := "/" + p.upBucket
+	if p.key != "" {
+		path += "/" + p.key
 	}
 	out.URL.Scheme, out.URL.Host = up.URL.Scheme, up.URL.Host
-	out.URL.Path, out.URL.RawPath = p, signer.EscapePath(p)
+	out.URL.Path, out.URL.RawPath = path, signer.EscapePath(path)
+	out.URL.RawQuery = p.rawQuery
 	out.Host = ""
+	out.Trailer = nil // S3 has no HTTP trailers (aws-chunked ones are in the body), and none was checked
 
-	// st.query is this request's own: Strip may change it, and nothing reads it after.
-	signer.Strip(out.Header, st.query)
-	if st.query != nil {
-		out.URL.RawQuery = st.query.Encode()
+	signer.Strip(out.Header, nil)
+	for k := range out.Header {
+		if strings.Contains(k, "_") {
+			// checkHeaders refused those some server could read as S3's; none is forwarded.
+			delete(out.Header, k)
+		}
+	}
+	if p.body.chunked != nil {
+		signer.StripChunkedHeaders(out.Header)
+	}
+	if p.body.contentMD5 != "" {
+		out.Header.Set("Content-Md5", p.body.contentMD5)
 	}
 	delete(out.Header, "Content-Length") // sent from out.ContentLength
 	if up.DropExpect {
 		delete(out.Header, "Expect")
 	}
-	if st.copySource != "" {
-		out.Header.Set("X-Amz-Copy-Source", st.copySource)
+	if p.copySource != "" {
+		out.Header["X-Amz-Copy-Source"] = []string{p.copySource}
 	}
 }
 
@@ -484,38 +434,41 @@ type signingTransport struct{ h *Handler }
 // drop them (creds.Invalidator) and a request with no body is sent once more with new
 // ones; a request with a body cannot be replayed, and its error goes back to the client.
 func (t signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := stateFrom(req.Context())
-	resp, err := t.send(req, st)
+	x := exchangeFrom(req.Context())
+	resp, err := t.send(req, x)
 	if err != nil {
 		return nil, err
 	}
-	inv, ok := st.route.Upstream.Creds.(creds.Invalidator)
+	p := x.plan
+	inv, ok := p.route.Upstream.Creds.(creds.Invalidator)
 	if !ok || !refusedCredentials(resp) {
 		return resp, nil
 	}
-	inv.Invalidate(st.route.credKey(st.req.bucket))
+	inv.Invalidate(p.route.credKey(p.bucket))
 	if req.Body != nil && req.Body != http.NoBody {
 		return resp, nil
 	}
 	resp.Body.Close()
-	st.retried = true
-	return t.send(req.Clone(req.Context()), st)
+	x.retried = true
+	return t.send(req.Clone(req.Context()), x)
 }
 
-func (t signingTransport) send(req *http.Request, st *state) (*http.Response, error) {
+func (t signingTransport) send(req *http.Request, x *exchange) (*http.Response, error) {
 	ctx := req.Context()
-	up := st.route.Upstream
-	c, err := up.Creds.Retrieve(ctx, st.route.credKey(st.req.bucket))
+	p := x.plan
+	up := p.route.Upstream
+	c, err := up.Creds.Retrieve(ctx, p.route.credKey(p.bucket))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCredentials, err)
 	}
-	if err := t.h.signer.Sign(ctx, req, c, up.Region, st.payloadHash, t.h.opts.Now()); err != nil {
+	if err := t.h.signer.Sign(ctx, req, c, up.Region, p.body.payloadHash, t.h.opts.Now()); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
-	if st.upload != nil {
-		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: st.upload.gotConn}))
+	x.token = c.SessionToken
+	if x.upload != nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: x.upload.gotConn}))
 	}
-	return t.h.roundTrip(up, req, st)
+	return t.h.roundTrip(up, req, x)
 }
 
 // maxErrorPeek bounds how much of an upstream error body is read to find its code.
@@ -532,6 +485,15 @@ func refusedCredentials(resp *http.Response) bool {
 	default:
 		return false
 	}
+	// An answer to HEAD has no body: MinIO names the code in a header instead.
+	for _, h := range []string{"X-Minio-Error-Code", "X-Amz-Error-Code"} {
+		if code := resp.Header.Get(h); code != "" {
+			return credentialsErrorCode(code)
+		}
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return false
+	}
 	buf := make([]byte, maxErrorPeek)
 	n, err := io.ReadFull(resp.Body, buf)
 	buf = buf[:n]
@@ -541,10 +503,12 @@ func refusedCredentials(resp *http.Response) bool {
 	}
 	resp.Body = peekedBody{io.MultiReader(bytes.NewReader(buf), rest), resp.Body}
 	m := errorCodeRE.FindSubmatch(buf)
-	if m == nil {
-		return false
-	}
-	switch string(m[1]) {
+	return m != nil && credentialsErrorCode(string(m[1]))
+}
+
+// credentialsErrorCode reports whether an S3 error code refuses the credentials themselves.
+func credentialsErrorCode(code string) bool {
+	switch code {
 	case "ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "InvalidTokenId", "TokenRefreshRequired", "ExpiredRequest":
 		return true
 	}
@@ -564,8 +528,17 @@ type peekedBody struct {
 
 // modifyResponse runs on each upstream response before it is copied to the client.
 func (h *Handler) modifyResponse(resp *http.Response) error {
-	if st := stateFrom(resp.Request.Context()); st != nil && st.route != nil && st.route.Rename != "" && namesBucket(resp, st) {
-		renameResponse(resp, st.upBucket, st.req.bucket)
+	x := exchangeFrom(resp.Request.Context())
+	if x.uploadIdle != nil {
+		x.uploadIdle.finish() // the upstream answered: it need take no more of the body
+	}
+	if x.cancel != nil && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = pacedResponse{resp.Body, newWatchdog(h.opts.BodyIdleTimeout, func() { x.cancel(errUpstreamIdle) })}
+	}
+	dropUpstreamBrowserHeaders(resp.Header)
+	scrubErrorBody(resp, x.token)
+	if x.plan.route.Rename != "" && namesBucket(resp, x.plan) {
+		renameResponse(resp, x.plan.upBucket, x.plan.bucket)
 	}
 	return nil
 }
@@ -573,78 +546,106 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 // namesBucket reports whether resp is an S3 answer that may name the bucket: an error, a
 // bucket-level answer (listings), or a multipart upload's. Never an object's own bytes,
 // which may well be XML.
-func namesBucket(resp *http.Response, st *state) bool {
+func namesBucket(resp *http.Response, p *plan) bool {
 	switch {
-	case resp.StatusCode >= 300, st.req.key == "":
+	case resp.StatusCode >= 300, p.key == "":
 		return true
-	case resp.Request.Method == http.MethodPost, resp.Request.Method == http.MethodGet && st.query.Has("uploadId"):
-		return st.query.Has("uploads") || st.query.Has("uploadId") // create, complete, ListParts
+	}
+	switch p.action {
+	case actCreateMultipartUpload, actCompleteMultipartUpload, actListParts:
+		return true
 	}
 	return false
 }
 
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateFrom(r.Context())
-	if bodyErr := st.bodyErr(); bodyErr != nil {
+	x := exchangeFrom(r.Context())
+	switch bodyErr := x.bodyErr(); {
+	case x.uploadIdle != nil && x.uploadIdle.didFire(), errors.Is(context.Cause(r.Context()), errUpstreamIdle):
+		err = fmt.Errorf("%w (%s)", errUpstreamIdle, h.opts.BodyIdleTimeout)
+	case isTimeout(bodyErr):
+		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "RequestTimeout",
+			Message: fmt.Sprintf("the request body sent nothing for %s; idle connections are closed", h.opts.BodyIdleTimeout), Err: bodyErr}
+	case bodyErr != nil:
 		// The transport reports the failed body read as its own error.
 		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "IncompleteBody",
 			Message: "the request body ended before its Content-Length", Err: bodyErr}
 	}
-	e := statusError(r, st, err)
-	if st != nil {
-		st.err = e
-	}
+	e := statusError(r, x.plan, err)
+	x.err = e
+	closeIfUnread(w, r, x)
 	if e.status == StatusClientClosedRequest {
 		if lw, ok := w.(*logWriter); ok {
 			lw.status = e.status
 		}
 		return
 	}
-	writeError(w, r, e, st.id)
+	writeError(w, r, e, x.plan.id)
+	abandonBody(w, x)
 }
 
-func (h *Handler) logRequest(r *http.Request, st *state, lw *logWriter, in int64, d time.Duration) {
+func (h *Handler) logRequest(x *exchange, lw *logWriter, d time.Duration) {
+	p := x.plan
+	bucket, keyLen := p.bucket, len(p.key)
+	if pr := x.presign; pr != nil {
+		bucket, keyLen = pr.Bucket, len(pr.Key)
+	}
 	status := lw.statusOr200()
 	level := slog.LevelInfo
 	attrs := []slog.Attr{
-		slog.String("id", st.id),
-		slog.String("method", r.Method),
-		slog.String("bucket", st.req.bucket),
-		slog.Int("key_len", len(st.req.key)),
+		slog.String("id", p.id),
+		slog.String("method", p.method),
+		slog.String("bucket", bucket),
+		slog.Int("key_len", keyLen),
 		slog.Int("status", status),
-		slog.Int64("bytes_in", in),
+		slog.Int64("bytes_in", x.in.count()),
 		slog.Int64("bytes_out", lw.n),
 		slog.Duration("duration", d),
 	}
-	if st.route != nil {
-		attrs = append(attrs, slog.String("account", st.route.Upstream.Account))
+	if p.action != "" {
+		attrs = append(attrs, slog.String("action", string(p.action)))
 	}
-	if st.retried {
+	if p.route != nil {
+		attrs = append(attrs, slog.String("account", p.route.Upstream.Account))
+	}
+	if x.retried {
 		attrs = append(attrs, slog.Bool("retried_after_credentials_refused", true)) // with new ones unless minted moments ago
 	}
-	if st.client != nil {
-		attrs = append(attrs, slog.String("client", st.client.name))
+	if p.client != nil {
+		attrs = append(attrs, slog.String("client", p.client.name))
 	}
-	if st.upstreamCode != "" {
-		attrs = append(attrs, slog.String("upstream_error", st.upstreamCode))
-		if hint := upstreamHint(st.upstreamCode); hint != "" {
+	if x.upstreamCode != "" {
+		attrs = append(attrs, slog.String("upstream_error", x.upstreamCode))
+		if hint := upstreamHint(x.upstreamCode); hint != "" {
 			attrs, level = append(attrs, slog.String("hint", hint)), slog.LevelWarn
 		}
 	}
-	if st.err != nil {
-		attrs = append(attrs, slog.String("error", st.err.code), slog.String("message", st.err.msg))
-		if st.err.status >= 500 && st.err.status != StatusClientClosedRequest {
+	if x.err != nil {
+		attrs = append(attrs, slog.String("error", x.err.code), slog.String("message", x.err.msg))
+		if x.err.status >= 500 && x.err.status != StatusClientClosedRequest {
 			level = slog.LevelWarn
 		}
 	}
 	h.opts.Logger.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
-// logWriter records the status and body size written.
+// logWriter records the status and body size written, and, with an idle timeout, pushes
+// the connection's write deadline forward before each write.
 type logWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	rc     *http.ResponseController // nil: no idle timeout
+	idle   time.Duration
+}
+
+// clearDeadlines lifts the deadlines the idle timeout set, for the connection's next
+// request; the read deadline stays when the body was abandoned (see abandonBody).
+func (w *logWriter) clearDeadlines(x *exchange) {
+	_ = w.rc.SetWriteDeadline(time.Time{})
+	if x.in != nil && !x.abandonBody {
+		_ = w.rc.SetReadDeadline(time.Time{})
+	}
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -660,6 +661,9 @@ func (w *logWriter) WriteHeader(code int) {
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.rc != nil {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
@@ -684,15 +688,30 @@ type countingBody struct {
 	io.ReadCloser
 	n   atomic.Int64
 	err atomic.Pointer[error]
+	eof atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF:
+		b.eof.Store(true)
+	case err != nil:
 		b.err.CompareAndSwap(nil, &err)
 	}
 	return n, err
+}
+
+// done reports whether the body was read to its end; true for a nil body.
+func (b *countingBody) done() bool { return b == nil || b.eof.Load() }
+
+// count is how many body bytes were read; 0 for a nil body.
+func (b *countingBody) count() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
 }
 
 // readErr is the first error reading the body, other than io.EOF.

@@ -34,7 +34,8 @@ const maxListBody = 16 << 20
 
 // listBuckets answers GET / from the route table: every exactly-named route, plus, for glob
 // routes, the upstream buckets that the globs match, under the names clients use.
-func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, st *state) {
+func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, x *exchange) {
+	c := x.plan.client
 	created := map[string]string{}
 	if t.listUpstream {
 		for _, up := range t.upstreams {
@@ -46,8 +47,8 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 			if err != nil {
 				// An empty or partial list would hide a dead or misconfigured upstream
 				// behind a 200: the client gets the cause instead.
-				st.err = statusError(r, nil, fmt.Errorf("list the buckets of account %s at %s: %w", up.Account, up.URL, err))
-				writeError(w, r, st.err, st.id)
+				x.err = statusError(r, nil, fmt.Errorf("list the buckets of account %s at %s: %w", up.Account, up.URL, err))
+				writeError(w, r, x.err, x.plan.id)
 				return
 			}
 			for _, b := range got {
@@ -64,7 +65,8 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	}
 	names := make([]string, 0, len(created))
 	for n := range created {
-		if st.client == nil || st.client.mayUse(n) {
+		// Listed when the client could reach the bucket at all.
+		if authorize(c, t.Lookup(n), access{action: actHeadBucket, bucket: n}) == nil {
 			names = append(names, n)
 		}
 	}
@@ -76,7 +78,7 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	}
 	body, err := xml.Marshal(res)
 	if err != nil {
-		writeError(w, r, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: err.Error()}, st.id)
+		writeError(w, r, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: err.Error()}, x.plan.id)
 		return
 	}
 	w.Header().Set("Content-Type", "application/xml")

@@ -90,13 +90,14 @@ func (m *Metrics) mintHook(account string) func(*creds.CacheOptions) {
 	}
 }
 
-func (m *Metrics) observe(method string, st *state, status int, in, out int64, d time.Duration) {
+func (m *Metrics) observe(x *exchange, status int, in, out int64, d time.Duration) {
 	if m == nil {
 		return
 	}
+	method, rt, e := x.plan.method, x.plan.route, x.err
 	route := "-"
-	if st.route != nil {
-		route = st.route.Pattern
+	if rt != nil {
+		route = rt.Pattern
 	}
 	if !s3Method(method) {
 		method = "other" // refused; a client must not mint series with made-up methods
@@ -105,8 +106,8 @@ func (m *Metrics) observe(method string, st *state, status int, in, out int64, d
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
 	m.bytesIn.WithLabelValues(method).Observe(float64(in))
 	m.bytesOut.WithLabelValues(method).Observe(float64(out))
-	if st.err != nil && st.route != nil && (st.err.status == 502 || st.err.status == 504 || st.err.status == 503) {
-		m.upstreamErrors.WithLabelValues(st.route.Upstream.Account, st.err.code).Inc()
+	if e != nil && rt != nil && (e.status == 502 || e.status == 504 || e.status == 503) {
+		m.upstreamErrors.WithLabelValues(rt.Upstream.Account, e.code).Inc()
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/signer"
 )
@@ -59,12 +59,13 @@ var presignActions = map[string]string{
 	http.MethodDelete: "DeleteObject",
 }
 
-// Presign returns a URL on the upstream for one request on bucket/key. For accounts that
-// mint, the URL is signed with credentials minted for that object alone, living exactly as
-// long as the URL (so it cannot outlive them, nor reach anything else); otherwise with the
-// account's credentials, until the sooner of expires and their expiry. The route's access
-// and prefixes cap what can be presigned.
-func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignResponse, *s3Error) {
+// presign returns a URL on the upstream for one request on bucket/key, for client c (nil
+// without client identities). For accounts that mint, the URL is signed with credentials
+// minted for that object alone, living exactly as long as the URL (so it cannot outlive
+// them, nor reach anything else); otherwise with the account's credentials, until the
+// sooner of expires and their expiry. What the client and the route may do caps what can be
+// presigned: authorize decides, as for the request itself.
+func (h *Handler) presign(ctx context.Context, t *Table, cl *client, pr PresignRequest) (PresignResponse, *s3Error) {
 	method := pr.method()
 	if _, ok := presignActions[method]; !ok {
 		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "method must be GET, HEAD, PUT or DELETE"}
@@ -82,17 +83,13 @@ func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignRespon
 	if err := checkKey(pr.Key); err != nil {
 		return PresignResponse{}, err
 	}
-	t := h.acquireTable()
-	defer t.release()
+	if err := config.CheckBucketName(pr.Bucket); err != nil {
+		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidBucketName", msg: err.Error()}
+	}
 	route := t.Lookup(pr.Bucket)
-	if route == nil {
-		return PresignResponse{}, &s3Error{status: http.StatusNotFound, code: "NoSuchBucket", msg: "bucket " + quote(pr.Bucket) + " is not configured in signet"}
-	}
-	if route.ReadOnly && !isRead(method) {
-		return PresignResponse{}, &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(pr.Bucket) + " is read-only in signet"}
-	}
-	if !route.scope.allowsKey(pr.Key) {
-		return PresignResponse{}, &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "the key is outside the prefixes bucket " + quote(pr.Bucket) + " is limited to"}
+	act := classify(method, pr.Bucket, pr.Key, nil, false)
+	if err := authorize(cl, route, access{action: act, write: writes(method), bucket: pr.Bucket, key: pr.Key}); err != nil {
+		return PresignResponse{}, err
 	}
 
 	up := route.Upstream
@@ -109,14 +106,11 @@ func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignRespon
 			key.Permission = creds.PermObjectReadOnly
 		}
 		if up.Source == "r2_temp_local" {
-			// What the method needs, within what the route allows.
+			// What the method needs, within what the route allows (authorize made sure
+			// the method's own action is among them).
 			need := strings.Split(presignActions[method], "\n")
-			if key.Actions != "" {
-				allowed := strings.Split(key.Actions, "\n")
-				need = slices.DeleteFunc(need, func(a string) bool { return !slices.Contains(allowed, a) })
-				if len(need) == 0 {
-					return PresignResponse{}, &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: "bucket " + quote(pr.Bucket) + " allows only " + strings.ReplaceAll(key.Actions, "\n", ", ") + " in signet"}
-				}
+			if len(route.actions) > 0 {
+				need = slices.DeleteFunc(need, func(a string) bool { return !slices.Contains(route.actions, a) })
 			}
 			key.Actions = strings.Join(need, "\n")
 		}
@@ -150,35 +144,32 @@ func (h *Handler) Presign(ctx context.Context, pr PresignRequest) (PresignRespon
 
 // servePresign is POST /_signet/presign on the S3 listener, after ServeHTTP authenticated
 // the client, if there are clients: JSON in, JSON out; errors as S3 XML.
-func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, st *state) {
+func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, t *Table, x *exchange) {
 	fail := func(err *s3Error) {
-		st.err = err
-		writeError(w, r, err, st.id)
+		x.err = err
+		writeError(w, r, err, x.plan.id)
 	}
 	var pr PresignRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxPresignBody))
+	var body io.Reader = http.NoBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body, _ = openBody(r, x.plan) // verified against the client's signed payload hash
+	}
+	dec := json.NewDecoder(io.LimitReader(body, maxPresignBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&pr)
 	if err == nil {
 		// A signed body's hash is checked at its end: read the rest (it is small).
-		_, err = io.Copy(io.Discard, io.LimitReader(r.Body, maxPresignBody))
-	}
-	if be, ok := errors.AsType[*signer.BodyError](err); ok {
-		fail(&s3Error{status: be.Status, code: be.Code, msg: be.Message})
-		return
+		_, err = io.Copy(io.Discard, io.LimitReader(body, maxPresignBody))
 	}
 	if err != nil {
-		fail(&s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the body must be JSON {bucket, key, method, expires}: " + err.Error()})
+		fail(bodyS3Error(err, "InvalidArgument", ""))
+		if x.err.code == "InvalidArgument" {
+			x.err.msg = "the body must be JSON {bucket, key, method, expires}: " + err.Error()
+		}
 		return
 	}
-	st.req.bucket, st.req.key = pr.Bucket, pr.Key // for the request log
-	if st.client != nil {
-		if err := st.client.authorize(&http.Request{Method: pr.method()}, s3Request{bucket: pr.Bucket, key: pr.Key}, nil); err != nil {
-			fail(err)
-			return
-		}
-	}
-	res, serr := h.Presign(r.Context(), pr)
+	x.presign = &pr
+	res, serr := h.presign(r.Context(), t, x.plan.client, pr)
 	if serr != nil {
 		fail(serr)
 		return

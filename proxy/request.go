@@ -3,10 +3,12 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/signer"
 )
 
 // s3Request is what signet reads from an incoming request line and Host.
@@ -102,4 +104,158 @@ func checkKey(key string) *s3Error {
 // isRead reports whether a request only reads.
 func isRead(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead
+}
+
+// checkHeaders refuses header shapes that would let what signet checks differ from what an
+// upstream reads: a header S3 reads once sent more than once (Header.Get sees the first
+// copy, while every copy is signed and sent, and servers differ in which they take), a
+// spelling that some server reads as one of S3's headers (x_amz_acl: CGI-style servers turn
+// "_" into "-"), a method override, and protocol upgrades (S3 has none; an upstream
+// answering 101 would get a raw tunnel past every check).
+func checkHeaders(h http.Header) *s3Error {
+	for name, vs := range h {
+		lower := strings.ToLower(name)
+		if strings.Contains(lower, "_") && readOnce(strings.ReplaceAll(lower, "_", "-")) {
+			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument",
+				msg: "header " + quote(name) + " is refused: some servers read it as " + strings.ReplaceAll(lower, "_", "-")}
+		}
+		if methodOverride(strings.ReplaceAll(lower, "_", "-")) {
+			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "method override headers (" + name + ") are refused: send the request with its own method"}
+		}
+		if len(vs) > 1 && readOnce(lower) {
+			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "header " + lower + " was sent more than once; S3 reads it once"}
+		}
+	}
+	if _, ok := h["Upgrade"]; ok || headerHasToken(h, "Connection", "upgrade") {
+		return &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: "connection upgrades are refused: S3 has none"}
+	}
+	for _, v := range h.Values("Connection") {
+		for t := range strings.SplitSeq(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(t)) {
+			case "", "keep-alive", "close", "te":
+			default:
+				// A header named in Connection is dropped on the way (hop-by-hop): the
+				// upstream would get a request other than the one checked.
+				return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "Connection may name only keep-alive or close, not " + quote(strings.TrimSpace(t))}
+			}
+		}
+	}
+	return nil
+}
+
+// readOnce reports whether S3 reads the header (a lowercase name) as one value.
+func readOnce(lower string) bool {
+	switch {
+	case strings.HasPrefix(lower, "x-amz-"), strings.HasPrefix(lower, "content-"), strings.HasPrefix(lower, "cf-"),
+		strings.HasPrefix(lower, "if-"):
+		return true
+	}
+	switch lower {
+	case "authorization", "host", "range", "expect", "cache-control", "expires", "transfer-encoding":
+		return true
+	}
+	return methodOverride(lower)
+}
+
+func methodOverride(lower string) bool {
+	switch lower {
+	case "x-http-method-override", "x-http-method", "x-method-override":
+		return true
+	}
+	return false
+}
+
+// headerHasToken reports whether a comma-separated header has token, case-insensitively.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseQuery parses a raw query exactly once. A name given twice (or in two spellings of one
+// name, which some servers fold together) is refused: signet would check one value while
+// the signer sorts them all and the upstream reads whichever it likes.
+func parseQuery(raw string) (url.Values, *s3Error) {
+	if raw == "" {
+		return nil, nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		// Go's URL.Query would drop what it cannot parse and forward another request.
+		return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + err.Error()}
+	}
+	seen := make(map[string]string, len(q))
+	for name, vs := range q {
+		if len(vs) > 1 {
+			return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "query parameter " + quote(name) + " was given more than once"}
+		}
+		l := strings.ToLower(name)
+		if other, ok := seen[l]; ok {
+			return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "query parameters " + quote(other) + " and " + quote(name) + " name the same parameter"}
+		}
+		seen[l] = name
+	}
+	return q, nil
+}
+
+// copySource is an x-amz-copy-source as an S3 server reads it: "[/]bucket/key" percent-
+// decoded, with an optional "?versionId=" suffix.
+type copySource struct {
+	bucket, key, versionID string
+}
+
+// parseCopySource reads the x-amz-copy-source values of a request: none, or exactly one
+// that is not empty.
+func parseCopySource(vs []string) (*copySource, *s3Error) {
+	bad := func(msg string) (*copySource, *s3Error) {
+		return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-copy-source: " + msg}
+	}
+	switch {
+	case len(vs) == 0:
+		return nil, nil
+	case len(vs) > 1:
+		return bad("sent more than once")
+	case strings.TrimSpace(vs[0]) == "":
+		return bad("empty")
+	}
+	p, rawQuery, hasQuery := strings.Cut(vs[0], "?")
+	var cs copySource
+	if hasQuery {
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil || len(q) != 1 || len(q["versionId"]) != 1 || q.Get("versionId") == "" {
+			return bad(`only a "?versionId=" may follow the key (encode a "?" in a key as %3F)`)
+		}
+		cs.versionID = q.Get("versionId")
+	}
+	decoded, err := url.PathUnescape(strings.TrimPrefix(p, "/"))
+	if err != nil {
+		return bad("not valid percent-encoding")
+	}
+	bucket, key, ok := strings.Cut(decoded, "/")
+	if !ok || key == "" {
+		return bad("must be bucket/key")
+	}
+	if err := config.CheckBucketName(bucket); err != nil {
+		return bad(err.Error())
+	}
+	if err := checkKey(key); err != nil {
+		return bad(err.msg)
+	}
+	cs.bucket, cs.key = bucket, key
+	return &cs, nil
+}
+
+// header is the value sent upstream for cs, with the source's upstream bucket: encoded with
+// AWS's rule, so that a server decoding it once reads exactly the key signet checked.
+func (cs *copySource) header(upstreamBucket string) string {
+	v := "/" + upstreamBucket + "/" + signer.EscapePath(cs.key)
+	if cs.versionID != "" {
+		v += "?versionId=" + url.QueryEscape(cs.versionID)
+	}
+	return v
 }

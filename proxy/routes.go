@@ -54,7 +54,9 @@ type Route struct {
 	key creds.Key
 	// scope confines the route's requests to its prefixes and objects.
 	scope scope
-	glob  bool
+	// actions, when set, are the only S3 actions (R2's names) the route allows.
+	actions []string
+	glob    bool
 }
 
 // IsGlob reports whether the route matches bucket names by pattern.
@@ -98,6 +100,8 @@ type Table struct {
 	keyFiles   map[string][sha256.Size]byte // by account: keyFilesSum at setup
 	// clients, when set, must sign every request.
 	clients *clients
+	// origins are the web origins whose browser requests are let in.
+	origins []string
 	life    lifecycle
 }
 
@@ -113,6 +117,7 @@ func newTable(cfg *config.Config, providers map[string]creds.Provider, transport
 		transports: map[string]*http.Transport{},
 		exact:      make(map[string]*Route),
 		suffixes:   cfg.VirtualHostSuffixes,
+		origins:    cfg.AllowedOrigins,
 		created:    time.Now().UTC(),
 	}
 	ups := map[[2]string]*Upstream{}
@@ -148,8 +153,9 @@ func newTable(cfg *config.Config, providers map[string]creds.Provider, transport
 				Objects:      joinSorted(b.Objects),
 				Actions:      joinSorted(b.Actions),
 			},
-			scope: scope{prefixes: b.Prefixes, objects: b.Objects},
-			glob:  b.IsGlob(),
+			scope:   scope{prefixes: b.Prefixes, objects: b.Objects},
+			actions: b.Actions,
+			glob:    b.IsGlob(),
 		}
 		t.routes = append(t.routes, r)
 		if r.glob {

@@ -178,22 +178,46 @@ func TestTamperedSessionTokenIsRejected(t *testing.T) {
 }
 
 // TestRefusedCredentialsAreReplaced: the upstream refuses the first credential; signet drops
-// it, mints another and replays the bodiless request, so the client sees success.
+// it, mints another and replays the bodiless request, so the client sees success. MinIO
+// answers HEAD with no body, the code in X-Minio-Error-Code: HEAD is replayed too.
 func TestRefusedCredentialsAreReplaced(t *testing.T) {
-	var e *r2env
-	var n atomic.Int32
-	e = newR2Env(t, func(ctx context.Context, req testenv.TempCredentialsRequest) (aws.Credentials, error) {
-		c, err := e.minio.R2Like(ctx, req)
-		if n.Add(1) == 1 {
-			c.SessionToken = "x" + c.SessionToken[1:]
-		}
-		return c, err
-	}, apiCreds, r2Routes, func(o *creds.CacheOptions) { o.InvalidateHoldoff = -1 })
-	if _, err := e.s3.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("photos")}); err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	if got := len(e.cf.Issued()); got != 2 {
-		t.Errorf("%d mints, want 2", got)
+	for _, op := range []struct {
+		name string
+		do   func(*r2env) error
+	}{
+		{"list", func(e *r2env) error {
+			_, err := e.s3.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("photos")})
+			return err
+		}},
+		{"head bucket", func(e *r2env) error {
+			_, err := e.s3.HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: aws.String("photos")})
+			return err
+		}},
+		{"head object", func(e *r2env) error {
+			_, err := e.s3.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("missing")})
+			if apiCode(err) == "NotFound" {
+				return nil // reached the object: the credentials were taken
+			}
+			return err
+		}},
+	} {
+		t.Run(op.name, func(t *testing.T) {
+			var e *r2env
+			var n atomic.Int32
+			e = newR2Env(t, func(ctx context.Context, req testenv.TempCredentialsRequest) (aws.Credentials, error) {
+				c, err := e.minio.R2Like(ctx, req)
+				if n.Add(1) == 1 {
+					c.SessionToken = "x" + c.SessionToken[1:]
+				}
+				return c, err
+			}, apiCreds, r2Routes, func(o *creds.CacheOptions) { o.InvalidateHoldoff = -1 })
+			if err := op.do(e); err != nil {
+				t.Fatalf("%s: %v", op.name, err)
+			}
+			if got := len(e.cf.Issued()); got != 2 {
+				t.Errorf("%d mints, want 2", got)
+			}
+		})
 	}
 }
 

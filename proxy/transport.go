@@ -26,9 +26,9 @@ func (h *Handler) transport(up *Upstream) http.RoundTripper {
 // roundTrip sends req to up and, when the upstream answers with an error, records its S3
 // error code for the request log: only the code, because the rest of the body may echo
 // the signature or the string signed. The start of the body is read and put back.
-func (h *Handler) roundTrip(up *Upstream, req *http.Request, st *state) (*http.Response, error) {
+func (h *Handler) roundTrip(up *Upstream, req *http.Request, x *exchange) (*http.Response, error) {
 	resp, err := h.transport(up).RoundTrip(req)
-	if err != nil || resp.StatusCode < 400 || st == nil || req.Method == http.MethodHead {
+	if err != nil || resp.StatusCode < 400 || x == nil || req.Method == http.MethodHead {
 		return resp, err
 	}
 	buf := make([]byte, maxErrorPeek)
@@ -40,7 +40,7 @@ func (h *Handler) roundTrip(up *Upstream, req *http.Request, st *state) (*http.R
 	}
 	resp.Body = peekedBody{io.MultiReader(bytes.NewReader(buf), rest), resp.Body}
 	if m := errorCodeRE.FindSubmatch(buf); m != nil {
-		st.upstreamCode = string(m[1])
+		x.upstreamCode = string(m[1])
 	}
 	return resp, nil
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/proxy"
 )
 
@@ -43,8 +44,9 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var warnings []string
 	for _, r := range table.Routes() {
 		up := r.Upstream
+		source := up.Source
 		row := func(expires, result string) {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pattern, up.Account, up.Jurisdiction, up.URL, up.Source, expires, result)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pattern, up.Account, up.Jurisdiction, up.URL, source, expires, result)
 		}
 		if r.IsGlob() {
 			pctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -64,6 +66,10 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pctx, cancel := context.WithTimeout(ctx, *timeout)
 		res := h.Probe(pctx, r.Pattern)
 		cancel()
+		if up.Source == config.SourceAWS && res.Source != "" {
+			// Which provider of the SDK's chain answered, as the SDK names it.
+			source += " (" + res.Source + ")"
+		}
 		expires := "never"
 		switch {
 		case !res.Expires.IsZero():

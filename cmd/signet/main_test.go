@@ -47,6 +47,7 @@ type proc struct {
 	addr      string
 	adminAddr string
 	lines     chan string // log lines after "listening"
+	log       *lockedLog  // everything it logged
 	done      chan struct{}
 	err       error
 }
@@ -54,11 +55,18 @@ type proc struct {
 // startSignet runs `signet serve` with args and waits for its "listening" log line.
 func startSignet(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startSignetEnv(t, nil, args...)
+}
+
+// startSignetEnv is startSignet with env as the process's environment, when not nil.
+func startSignetEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	bin, err := signetBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -66,9 +74,9 @@ func startSignet(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{}), lines: make(chan string, 100000)}
-	addrc := make(chan [2]string, 1)
 	var logBuf lockedLog
+	p := &proc{cmd: cmd, done: make(chan struct{}), lines: make(chan string, 100000), log: &logBuf}
+	addrc := make(chan [2]string, 1)
 	logs := io.MultiWriter(t.Output(), &logBuf)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -138,7 +138,8 @@ func (s *server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics, MaxConcurrent: s.cfg.MaxConcurrentRequests})
+	s.handler = proxy.New(table, proxy.Options{Logger: s.logger, Metrics: s.metrics, MaxConcurrent: s.cfg.MaxConcurrentRequests,
+		BodyIdleTimeout: time.Duration(s.cfg.BodyIdleTimeout)})
 	defer func() { s.handler.Table().Close() }()
 
 	s.tls, err = listen.NewTLS(ctx, s.cfg.TLS, s.logger, func(o *listen.Options) {
@@ -148,12 +149,15 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	defer s.tls.Close()
-	ln, err := listen.Listen(ctx, s.listenAddr(), s.tls.Config())
+	ln, err := listen.Listen(ctx, s.listenAddr(), s.tls.Config(), func(o *listen.ListenOptions) {
+		o.MaxConnsPerAddress = s.cfg.MaxConnectionsPerAddress
+	})
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := newServer(s.handler, s.logger)
-	srv.RegisterOnShutdown(func() { // runs once the listener is closed
+	srv.ConnState = listen.ConnStateHook(ln) // which connections are idle, for the per-address bound
+	srv.RegisterOnShutdown(func() {          // runs once the listener is closed
 		s.logger.Info("stopped accepting connections; draining requests in flight")
 	})
 	servers := []*http.Server{srv}
@@ -280,7 +284,7 @@ func (s *server) reload(ctx context.Context) {
 			old := s.handler.Swap(table)
 			old.Retire(table)
 			next.Listen, next.AdminListen, next.TLS, next.ShutdownTimeout, next.Log = s.cfg.Listen, s.cfg.AdminListen, s.cfg.TLS, s.cfg.ShutdownTimeout, s.cfg.Log
-			next.MaxConcurrentRequests = s.cfg.MaxConcurrentRequests
+			next.MaxConcurrentRequests, next.BodyIdleTimeout, next.MaxConnectionsPerAddress = s.cfg.MaxConcurrentRequests, s.cfg.BodyIdleTimeout, s.cfg.MaxConnectionsPerAddress
 			s.cfg = next
 			s.metrics.Reloaded(nil)
 			s.logger.Info("config reloaded", slog.String("config", s.path), slog.Int("routes", len(next.Buckets)))
@@ -318,6 +322,8 @@ func restartOnly(cur, next *config.Config) []string {
 		{"tls", !reflect.DeepEqual(cur.TLS, next.TLS)},
 		{"shutdown_timeout", cur.ShutdownTimeout != next.ShutdownTimeout},
 		{"max_concurrent_requests", cur.MaxConcurrentRequests != next.MaxConcurrentRequests},
+		{"body_idle_timeout", cur.BodyIdleTimeout != next.BodyIdleTimeout},
+		{"max_connections_per_address", cur.MaxConnectionsPerAddress != next.MaxConnectionsPerAddress},
 		{"log", cur.Log != next.Log},
 	} {
 		if c.diff {

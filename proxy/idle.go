@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Idle timeouts on bodies: a transfer that moves no byte for the Handler's BodyIdleTimeout
+// is ended, whichever side stalled; a slow transfer that keeps moving is never cut. Each is a
+// deadline pushed forward whenever bytes move:
+//
+//   - the client's request body: a read deadline on its connection, set before each read;
+//   - the upstream taking that body: a watchdog that runs while nothing asks for the next
+//     piece (the transport is blocked writing upstream), which resets the upload's
+//     connection and cancels its request;
+//   - the upstream's response body: a watchdog that runs while a read waits on the
+//     upstream, which cancels the upstream request;
+//   - the client taking the response: a write deadline on its connection, set before each
+//     write.
+
+var (
+	// errClientIdle is the cause when the client sends nothing of its body for the timeout.
+	errClientIdle = errors.New("the client sent no body bytes within the idle timeout")
+	// errUpstreamIdle is the cause when the upstream moves no body byte for the timeout.
+	errUpstreamIdle = errors.New("the upstream moved no body bytes within the idle timeout")
+)
+
+// deadlineBody sets rc's read deadline before each read of the client's body.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b deadlineBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.ReadCloser.Read(p)
+}
+
+// watchdog calls fire once when it has run for idle without being stopped.
+type watchdog struct {
+	mu       sync.Mutex
+	t        *time.Timer
+	idle     time.Duration
+	fired    bool
+	finished bool // stopped for good
+}
+
+func newWatchdog(idle time.Duration, fire func()) *watchdog {
+	w := &watchdog{idle: idle}
+	w.t = time.AfterFunc(idle, func() {
+		w.mu.Lock()
+		w.fired = true
+		w.mu.Unlock()
+		fire()
+	})
+	w.t.Stop()
+	return w
+}
+
+func (w *watchdog) run() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.finished {
+		w.t.Reset(w.idle)
+	}
+}
+
+func (w *watchdog) stop() { w.t.Stop() }
+
+// finish stops w for good: nothing it watches can stall any more.
+func (w *watchdog) finish() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.finished = true
+	w.t.Stop()
+}
+
+func (w *watchdog) didFire() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fired
+}
+
+// pacedUpload runs its watchdog between reads: while the transport does not ask for the
+// next piece of the body, the upstream is not taking it.
+type pacedUpload struct {
+	io.ReadCloser
+	w *watchdog
+}
+
+func (b pacedUpload) Read(p []byte) (int, error) {
+	b.w.stop()
+	n, err := b.ReadCloser.Read(p)
+	if err == nil {
+		b.w.run()
+	}
+	return n, err
+}
+
+func (b pacedUpload) Close() error {
+	b.w.stop()
+	return b.ReadCloser.Close()
+}
+
+// pacedResponse runs its watchdog during reads: a read that waits on the upstream for the
+// timeout is ended.
+type pacedResponse struct {
+	io.ReadCloser
+	w *watchdog
+}
+
+func (b pacedResponse) Read(p []byte) (int, error) {
+	b.w.run()
+	n, err := b.ReadCloser.Read(p)
+	b.w.stop()
+	if err != nil && b.w.didFire() {
+		err = errUpstreamIdle
+	}
+	return n, err
+}
+
+func (b pacedResponse) Close() error {
+	b.w.stop()
+	return b.ReadCloser.Close()
+}
+
+// idleCancel returns a function that ends the upstream request of x for cause: the upload's
+// connection reset first (so no lenient server stores what it got), then its context.
+func idleCancel(x *exchange, cancel context.CancelCauseFunc) func() {
+	return func() {
+		if x.upload != nil {
+			x.upload.abort()
+		}
+		cancel(errUpstreamIdle)
+	}
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return err != nil && (errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded))
+}
