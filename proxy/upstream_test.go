@@ -24,7 +24,6 @@ func hungUpstream(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var conns []net.Conn
@@ -36,17 +35,12 @@ func hungUpstream(t *testing.T) string {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
+				return // the listener was closed: the test is over
 			}
 			conns = append(conns, c)
-			select {
-			case <-done:
-				return
-			default:
-			}
 		}
 	})
-	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return ln.Addr().String()
 }
 

@@ -495,3 +495,29 @@ func checkLogForSecrets(t *testing.T, log string, args []string) {
 		}
 	}
 }
+
+// TestREADMEInvalidConfigSample: the README's sample of an invalid config's output is what
+// serve prints for the sample file beside it.
+func TestREADMEInvalidConfigSample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)\nfile:\n\n```yaml\n(.*?)```\n\ngives\n\n```\n(.*?)```\n").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("no sample file and output in the README")
+	}
+	path := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(path, m[1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(path))
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"serve", "--config", "signet.yaml"}, &out, &out)
+	if err == nil {
+		t.Fatal("the sample config is valid")
+	}
+	if got, want := "signet: "+err.Error()+"\n", string(m[2]); got != want {
+		t.Errorf("serve prints\n%s\nthe README shows\n%s", got, want)
+	}
+}
