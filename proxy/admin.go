@@ -71,8 +71,8 @@ func (h *Handler) Ready(ctx context.Context) []string {
 // unreachable sends an unsigned HEAD / to each upstream endpoint, at once, and returns a
 // line for each that gave no HTTP answer at all (DNS, connection, TLS or a hung server).
 // Any answer, a 403 included, means it can be reached: whether signet's credentials are
-// accepted is `signet check`'s job, which spends signed requests on it. An unsigned
-// request is not billed as an operation by R2 or S3.
+// accepted is `signet check`'s job, which spends signed requests on it, while probes run
+// /readyz every few seconds.
 func (h *Handler) unreachable(ctx context.Context, ups []*Upstream) []string {
 	type probe struct {
 		up  *Upstream
