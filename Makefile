@@ -8,6 +8,8 @@ VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)/versitygw
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO     := $(TOOLS)/minio-$(MINIO_VERSION)/minio
+MC_VERSION := v0.0.0-20250313080218-cf909e1063a9
+MC        := $(TOOLS)/mc-$(MC_VERSION)/mc
 JOSE      := $(TOOLS)/node/node_modules/jose/package.json
 AWS_SDK_JS := $(TOOLS)/node/node_modules/@aws-sdk/s3-request-presigner/package.json
 DEMO      := $(CURDIR)/.demo
@@ -21,8 +23,8 @@ build:
 	$(GO) build -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/signet ./cmd/signet
 
 # Test servers and tools, installed once per version into the tools cache (about 8 minutes
-# cold, for versitygw and MinIO; later runs reuse them).
-tools: $(VERSITYGW) $(MINIO) $(JOSE) $(AWS_SDK_JS)
+# cold, for versitygw, MinIO and mc; later runs reuse them).
+tools: $(VERSITYGW) $(MINIO) $(MC) $(JOSE) $(AWS_SDK_JS)
 
 $(VERSITYGW):
 	GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
@@ -30,6 +32,11 @@ $(VERSITYGW):
 # MinIO (AGPL) runs as a separate test server for session-token tests; it is never imported.
 $(MINIO):
 	GOBIN=$(dir $@) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+# mc, the MinIO client (AGPL), is a client in the compat checksum matrix: run as a separate
+# program only, never imported. compat/mc_test.go pins the same version.
+$(MC):
+	GOBIN=$(dir $@) $(GO) install github.com/minio/mc@$(MC_VERSION)
 
 # jose: the JWT library Cloudflare's own example uses, to verify locally minted credentials.
 $(JOSE):

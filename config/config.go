@@ -78,11 +78,6 @@ type Account struct {
 	Region string `yaml:"region"`
 	// Credentials are what signet signs with for this account.
 	Credentials Credentials `yaml:"credentials"`
-	// ChunkedUpstream is how aws-chunked uploads are forwarded: decode (the payload, with
-	// its decoded Content-Length; R2 refuses chunk-signed bodies) or passthrough
-	// (STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies with a Content-Length are forwarded framed,
-	// only the headers re-signed; other modes are still decoded). Default: `decode`.
-	ChunkedUpstream string `yaml:"chunked_upstream"`
 	// Timeouts bound the phases of each request to this account's upstream.
 	Timeouts Timeouts `yaml:"timeouts"`
 }
@@ -108,12 +103,6 @@ const (
 	DefaultDialTimeout           = Duration(5 * time.Second)
 	DefaultTLSHandshakeTimeout   = Duration(10 * time.Second)
 	DefaultResponseHeaderTimeout = Duration(30 * time.Second)
-)
-
-// ChunkedUpstream values.
-const (
-	ChunkedDecode      = "decode"
-	ChunkedPassthrough = "passthrough"
 )
 
 // IsR2 reports whether the account is an R2 account.
@@ -144,6 +133,10 @@ type Credentials struct {
 	// SafetyMargin: credentials expiring sooner than this are never signed with; it must
 	// outlast the longest request. Default: `1m`.
 	SafetyMargin Duration `yaml:"safety_margin"`
+	// MaxKeys caps the credentials a minted source (r2_temp_api, r2_temp_local) holds at
+	// once, one per bucket and scope: a glob route mints for whatever bucket names clients
+	// send. Beyond it the key used least recently is dropped. Default: `1024`.
+	MaxKeys int `yaml:"max_keys"`
 }
 
 // Credential sources, as `signet check` names them.
@@ -189,6 +182,17 @@ type R2TempAPI struct {
 	TTL Duration `yaml:"ttl"`
 	// APIBaseURL is the Cloudflare API. Default: `https://api.cloudflare.com/client/v4`.
 	APIBaseURL string `yaml:"api_base_url"`
+	// APIBudget is how many API calls signet makes with this API token per
+	// APIBudgetWindow, shared by every account that uses the token. Cloudflare allows 1200
+	// calls in 5 minutes per user, and going over blocks every call for 5 minutes; beyond
+	// the budget, presigned URLs and first mints fail with 503 SlowDown and Retry-After.
+	// Default: `1000`.
+	APIBudget int `yaml:"api_budget"`
+	// APIBudgetWindow is the window APIBudget counts in. Default: `5m`.
+	APIBudgetWindow Duration `yaml:"api_budget_window"`
+	// APIRefreshReserve is the part of APIBudget kept for refreshing credentials in use:
+	// presigned URLs, first mints and retries get only the rest. Default: `250`.
+	APIRefreshReserve int `yaml:"api_refresh_reserve"`
 }
 
 // R2TempLocal configures local minting: an HS256 JWT signed with the parent secret.
@@ -373,8 +377,28 @@ type Log struct {
 	Level string `yaml:"level"`
 }
 
-// Defaults.
+// Defaults, the one place each is set: other packages take these values explicitly (or
+// fall back to these constants for zero options).
 const (
+	// DefaultRefreshRatio is credentials.refresh_ratio: re-mint at 2/3 of the lifetime.
+	DefaultRefreshRatio = 2.0 / 3
+	// DefaultSafetyMargin is credentials.safety_margin.
+	DefaultSafetyMargin = time.Minute
+	// DefaultR2APITTL and DefaultR2LocalTTL are the ttl of r2_temp_api and r2_temp_local.
+	DefaultR2APITTL   = time.Hour
+	DefaultR2LocalTTL = 15 * time.Minute
+	// MaxR2TTL is the longest lifetime R2 gives a temporary credential, by either way of
+	// minting (the API's ttlSeconds maximum, 604800), and of a presigned URL.
+	MaxR2TTL = 7 * 24 * time.Hour
+	// DefaultMaxKeys is credentials.max_keys.
+	DefaultMaxKeys = 1024
+	// DefaultAPIBudget, DefaultAPIBudgetWindow and DefaultAPIRefreshReserve are
+	// r2_temp_api's api_budget, api_budget_window and api_refresh_reserve: under
+	// Cloudflare's 1200 calls in 5 minutes, leaving room for the dashboard and other tools.
+	DefaultAPIBudget         = 1000
+	DefaultAPIBudgetWindow   = 5 * time.Minute
+	DefaultAPIRefreshReserve = 250
+
 	DefaultCloudflareAPI = "https://api.cloudflare.com/client/v4"
 	DefaultListen        = "127.0.0.1:9000"
 	DefaultAdminListen   = "127.0.0.1:9001"
@@ -398,19 +422,33 @@ func (c *Config) ApplyDefaults() {
 		}
 		cr := &a.Credentials
 		if cr.RefreshRatio == 0 {
-			cr.RefreshRatio = 2.0 / 3
+			cr.RefreshRatio = DefaultRefreshRatio
 		}
 		if cr.SafetyMargin == 0 {
-			cr.SafetyMargin = Duration(time.Minute)
+			cr.SafetyMargin = Duration(DefaultSafetyMargin)
 		}
-		if cr.R2TempAPI != nil && cr.R2TempAPI.TTL == 0 {
-			cr.R2TempAPI.TTL = Duration(time.Hour)
+		if cr.MaxKeys == 0 {
+			cr.MaxKeys = DefaultMaxKeys
 		}
-		if cr.R2TempAPI != nil && cr.R2TempAPI.APIBaseURL == "" {
-			cr.R2TempAPI.APIBaseURL = DefaultCloudflareAPI
+		if api := cr.R2TempAPI; api != nil {
+			if api.TTL == 0 {
+				api.TTL = Duration(DefaultR2APITTL)
+			}
+			if api.APIBaseURL == "" {
+				api.APIBaseURL = DefaultCloudflareAPI
+			}
+			if api.APIBudget == 0 {
+				api.APIBudget = DefaultAPIBudget
+			}
+			if api.APIBudgetWindow == 0 {
+				api.APIBudgetWindow = Duration(DefaultAPIBudgetWindow)
+			}
+			if api.APIRefreshReserve == 0 {
+				api.APIRefreshReserve = min(DefaultAPIRefreshReserve, api.APIBudget/4)
+			}
 		}
 		if cr.R2TempLocal != nil && cr.R2TempLocal.TTL == 0 {
-			cr.R2TempLocal.TTL = Duration(15 * time.Minute)
+			cr.R2TempLocal.TTL = Duration(DefaultR2LocalTTL)
 		}
 		if r := cr.AWS; r != nil && r.RoleARN != "" {
 			// Only with a role: without one, these settings mean nothing and Validate says so.
@@ -420,9 +458,6 @@ func (c *Config) ApplyDefaults() {
 			if r.Duration == 0 {
 				r.Duration = Duration(DefaultAWSRoleDuration)
 			}
-		}
-		if a.ChunkedUpstream == "" {
-			a.ChunkedUpstream = ChunkedDecode
 		}
 		if a.Timeouts.Dial == 0 {
 			a.Timeouts.Dial = DefaultDialTimeout

@@ -122,9 +122,6 @@ func (c *Config) Validate() []*FieldError {
 				bad(err, at("endpoint")...)
 			}
 		}
-		if a.ChunkedUpstream != ChunkedDecode && a.ChunkedUpstream != ChunkedPassthrough {
-			bad(fmt.Errorf("%q is not decode or passthrough%s", a.ChunkedUpstream, didYouMean(a.ChunkedUpstream, []string{ChunkedDecode, ChunkedPassthrough})), at("chunked_upstream")...)
-		}
 		for _, t := range []struct {
 			key string
 			d   Duration
@@ -222,6 +219,9 @@ func (c *Credentials) validate() []*FieldError {
 	if c.SafetyMargin < 0 {
 		bad(errors.New("must not be negative"), "safety_margin")
 	}
+	if c.MaxKeys < 1 {
+		bad(fmt.Errorf("%d must be at least 1", c.MaxKeys), "max_keys")
+	}
 	checkLifetime := func(d Duration, lo, hi time.Duration, span string, p ...any) {
 		ttl := time.Duration(d)
 		if ttl < lo || ttl > hi {
@@ -238,7 +238,7 @@ func (c *Credentials) validate() []*FieldError {
 		}
 	}
 	checkTTL := func(d Duration, p ...any) {
-		checkLifetime(d, time.Second, 7*24*time.Hour, "1s and 168h (7 days)", p...)
+		checkLifetime(d, time.Second, MaxR2TTL, "1s and "+MaxR2TTL.String()+" (7 days)", p...)
 	}
 	switch {
 	case c.AWS != nil:
@@ -277,8 +277,17 @@ func (c *Credentials) validate() []*FieldError {
 			bad(errors.New("parent_access_key_id is required"), "r2_temp_api")
 		}
 		checkTTL(a.TTL, "r2_temp_api", "ttl")
+		if a.APIBudget < 1 {
+			bad(fmt.Errorf("%d must be at least 1", a.APIBudget), "r2_temp_api", "api_budget")
+		}
+		if a.APIBudgetWindow <= 0 {
+			bad(errors.New("must be positive"), "r2_temp_api", "api_budget_window")
+		}
+		if a.APIRefreshReserve < 0 || a.APIRefreshReserve >= a.APIBudget {
+			bad(fmt.Errorf("%d must be at least 0 and less than api_budget (%d): the rest is what presigned URLs and first mints may use", a.APIRefreshReserve, a.APIBudget), "r2_temp_api", "api_refresh_reserve")
+		}
 		if u, err := url.Parse(a.APIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(fmt.Errorf("%q is not an http(s) URL", a.APIBaseURL), "r2_temp_api", "api_base_url")
+			bad(fmt.Errorf("%q is not an http(s) URL", redactURL(a.APIBaseURL)), "r2_temp_api", "api_base_url")
 		}
 		return errs
 	case c.R2TempLocal != nil:
@@ -343,15 +352,34 @@ func checkSessionName(s string) error {
 func checkEndpoint(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
+		return fmt.Errorf("%q is not a URL", redactURL(s))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: the scheme must be http or https", s)
+		return fmt.Errorf("%q: the scheme must be http or https", redactURL(s))
 	}
 	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", s)
+		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", redactURL(s))
 	}
 	return nil
+}
+
+// redactURL hides the password of a URL's userinfo (https://user:pass@host), so that an
+// error about the URL cannot print it. A URL that does not parse loses everything between
+// "//" and the last "@" of its authority.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		return s
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s
+	}
+	return s[:len(s)-len(rest)] + "xxxxx" + rest[at:]
 }
 
 func isHex32(s string) bool {

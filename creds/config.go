@@ -12,8 +12,10 @@ import (
 
 // FromConfig builds the Provider an account's credentials section describes, reading any
 // _file it names. name is the account's name, used in errors. Minted sources come wrapped
-// in a [Cache], tuned by the section's refresh_ratio and safety_margin and then by
-// cacheOpts (for logging and metrics hooks). A returned Provider that implements io.Closer
+// in a [Cache], tuned by the section's refresh_ratio, safety_margin and max_keys and then
+// by cacheOpts (for logging and metrics hooks, and CacheOptions.Budgets, the registry an
+// r2_temp_api account's budget comes from: api_budget, api_budget_window and
+// api_refresh_reserve, per API token). A returned Provider that implements io.Closer
 // must be closed when it is no longer used.
 func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts ...func(*CacheOptions)) (Provider, error) {
 	c := a.Credentials
@@ -22,6 +24,7 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 	}
 	wrap := func(what string, err error) error { return fmt.Errorf("account %s: %s: %w", name, what, err) }
 	var m Minter
+	var budget func(*CacheOptions) // the API token's, taken from CacheOptions.Budgets
 	switch c.Source() {
 	case config.SourceFile:
 		f, err := NewFile(c.File, logger, func(o *FileOptions) { o.SafetyMargin = time.Duration(c.SafetyMargin) })
@@ -54,6 +57,22 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 		}); err != nil {
 			return nil, wrap("r2_temp_api", err)
 		}
+		limits := BudgetLimits{Calls: api.APIBudget, Window: time.Duration(api.APIBudgetWindow), Reserve: api.APIRefreshReserve}
+		own, err := NewBudget(limits)
+		if err != nil {
+			return nil, wrap("r2_temp_api", err)
+		}
+		// Accounts sharing the token share its budget when the caller keeps a registry
+		// (signet serve does, for the life of the process); else the account has its own.
+		budget = func(o *CacheOptions) {
+			switch {
+			case o.Budget != nil:
+			case o.Budgets != nil:
+				o.Budget, _ = o.Budgets.For(token, limits) // limits checked above
+			default:
+				o.Budget = own
+			}
+		}
 	case config.SourceR2TempLocal:
 		l := c.R2TempLocal
 		secret, err := ValueOrFile(l.ParentSecretAccessKey.Value(), l.ParentSecretAccessKeyFile)
@@ -76,7 +95,11 @@ func FromConfig(name string, a *config.Account, logger *slog.Logger, cacheOpts .
 		}
 		return NewStatic(id, secret, ""), nil
 	}
-	cache, err := NewCache(m, cacheOptions(name, c, logger, cacheOpts)...)
+	opts := cacheOptions(name, c, logger, cacheOpts)
+	if budget != nil {
+		opts = append(opts, budget) // last: it reads the registry the others may set
+	}
+	cache, err := NewCache(m, opts...)
 	if err != nil {
 		return nil, wrap("credentials cache", err)
 	}
@@ -88,6 +111,7 @@ func cacheOptions(name string, c config.Credentials, logger *slog.Logger, cacheO
 	return append([]func(*CacheOptions){func(o *CacheOptions) {
 		o.RefreshRatio = c.RefreshRatio
 		o.SafetyMargin = time.Duration(c.SafetyMargin)
+		o.MaxKeys = c.MaxKeys
 		o.Logger = logger.With("account", name)
 	}}, cacheOpts...)
 }

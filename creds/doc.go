@@ -32,6 +32,24 @@
 // signed with it. Requests therefore wait for a mint only when a key is first used, after
 // [Cache.Invalidate], or after a key went idle.
 //
+// # Requests do not wait for the background backoff
+//
+// While a key has no valid credential, the requests that want it mint again promptly
+// (from MinBackoff doubling to PromptMaxBackoff, jittered, one mint shared by all of them),
+// so signet recovers as soon as the API does. A key whose mints fail has no background
+// loop at all: a bucket name a client made up on a glob route must not become a mint loop.
+// MaxKeys bounds the keys held; the least recently used goes first.
+//
+// # A budget of API calls
+//
+// Cloudflare allows 1200 API calls in 5 minutes per user and blocks every call for 5
+// minutes beyond that. A [Budget], one per API token ([Budgets]), counts the calls of
+// every Cache minting with the token; refreshes of credentials in use may spend all of it,
+// everything else (first mints, retries, presigned URLs) only what its reserve leaves.
+// Beyond that a mint fails with a [*BudgetError] ([ErrBudget]) carrying RetryAfter. A 429
+// blocks the budget until its Retry-After. Presign credentials ([Cache.MintTTL]) are
+// reused while their remaining lifetime covers the URL's.
+//
 // # One v4 signer per credential set
 //
 // The SDK's v4 signer caches the derived signing key by access key ID and day, never by

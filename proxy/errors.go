@@ -5,9 +5,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/signer"
@@ -18,6 +20,8 @@ type s3Error struct {
 	status int
 	code   string
 	msg    string
+	// retryAfter is sent as Retry-After with a 503 (whole seconds, at least 1).
+	retryAfter time.Duration
 }
 
 func (e *s3Error) Error() string { return e.code + ": " + e.msg }
@@ -46,7 +50,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID st
 	h.Set("Content-Type", "application/xml")
 	h.Del("Content-Length")
 	if e.status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "1")
+		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.retryAfter.Seconds())))))
 	}
 	body, err := xml.Marshal(errorBody{Code: e.code, Message: e.msg, Resource: r.URL.Path, RequestID: requestID})
 	if err != nil { // only strings: cannot happen
@@ -80,6 +84,11 @@ func statusError(r *http.Request, p *plan, err error) *s3Error {
 			where += ", jurisdiction " + up.Jurisdiction
 		}
 		where += ")"
+	}
+	if be, ok := errors.AsType[*creds.BudgetError](err); ok {
+		// Minting now would spend the Cloudflare API calls that keep live credentials fresh.
+		return &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", retryAfter: be.RetryAfter,
+			msg: "signet's budget of Cloudflare API calls for " + where + " is spent; retry later: " + err.Error()}
 	}
 	if errors.Is(err, creds.ErrNoCredentials) || errors.Is(err, errCredentials) {
 		return &s3Error{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "no credentials to sign for " + where + ": " + err.Error()}

@@ -269,10 +269,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward sends in upstream as x's plan says, with its body as planned.
 func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) *s3Error {
 	p := x.plan
+	if lw, ok := w.(*logWriter); ok {
+		lw.own = lw.Header().Clone()
+	}
 	if p.body.checked != nil {
 		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(p.body.checked)), int64(len(p.body.checked))
 	} else if in.Body != nil && in.Body != http.NoBody {
-		in.Body, in.ContentLength = openBody(in, p)
+		var err error
+		if in.Body, in.ContentLength, err = openBody(in, p); err != nil {
+			return bodyS3Error(err, "InvalidArgument", "")
+		}
 		if p.body.chunked != nil {
 			in.TransferEncoding = nil
 			if in.ContentLength == 0 {
@@ -317,7 +323,7 @@ func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) 
 // client's signed payload hash, or aws-chunked decoded (and its chunk signatures checked),
 // as the plan says. The decoder holds back the payload's last byte until the framing,
 // trailer and checksum are verified, so a bad body never completes an upload upstream.
-func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
+func openBody(in *http.Request, p *plan) (io.ReadCloser, int64, error) {
 	var rd io.Reader = in.Body
 	if v := p.verified; v != nil && v.BodyCheck != nil {
 		rd = v.BodyCheck(rd)
@@ -328,9 +334,18 @@ func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
 		if v := p.verified; v != nil && v.ChunkVerifier != nil {
 			v.ChunkVerifier(&opts)
 		}
-		rd, n = signer.NewChunkedReader(rd, opts), opts.DecodedLength
+		dec := signer.NewChunkedReader(rd, opts)
+		rd, n = dec, opts.DecodedLength
+		if p.body.reframe {
+			// planBody checked what NewTrailerFramer could refuse.
+			f, err := signer.NewTrailerFramer(dec, signer.FrameChunkSize)
+			if err != nil {
+				return nil, 0, err
+			}
+			rd, n = f, f.Len()
+		}
 	}
-	return decodedBody{rd, in.Body}, n
+	return decodedBody{rd, in.Body}, n, nil
 }
 
 // readChecked reads the body of a request whose body decides access (DeleteObjects on a
@@ -351,7 +366,10 @@ func (h *Handler) readChecked(in *http.Request, p *plan) ([]byte, *s3Error) {
 		return nil, &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
 	}
 	defer h.deletes.Release(n)
-	body, _ := openBody(in, p)
+	body, _, err := openBody(in, p)
+	if err != nil {
+		return nil, bodyS3Error(err, "InvalidArgument", "")
+	}
 	return readDeleteBody(body)
 }
 
@@ -406,8 +424,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			delete(out.Header, k)
 		}
 	}
-	if p.body.chunked != nil {
+	switch c := p.body.chunked; {
+	case c != nil && p.body.reframe:
+		signer.SetFramedHeaders(out.Header, c.DecodedLength, c.Trailers)
+	case c != nil:
 		signer.StripChunkedHeaders(out.Header)
+	default:
+		// A plain body merely labelled aws-chunked: S3 stores it without the token.
+		signer.StripChunkedEncoding(out.Header)
 	}
 	if p.body.contentMD5 != "" {
 		out.Header.Set("Content-Md5", p.body.contentMD5)
@@ -637,6 +661,13 @@ type logWriter struct {
 	n      int64
 	rc     *http.ResponseController // nil: no idle timeout
 	idle   time.Duration
+	// own are the headers signet set for its final answer before forwarding (request id,
+	// Connection: close, ...). ReverseProxy writes an upstream's 1xx (100 Continue) with
+	// whatever the header map holds, then clears the map: own would go out on the 1xx (a
+	// Connection: close there makes Node's parser fail the upload with "Data after
+	// Connection: close") and be lost from the final answer. So they are kept off 1xx
+	// responses and put back for the final one.
+	own http.Header
 }
 
 // clearDeadlines lifts the deadlines the idle timeout set, for the connection's next
@@ -649,7 +680,19 @@ func (w *logWriter) clearDeadlines(x *exchange) {
 }
 
 func (w *logWriter) WriteHeader(code int) {
+	if code < 200 && w.own != nil {
+		h := w.Header()
+		for k := range w.own {
+			delete(h, k)
+		}
+	}
 	if code >= 200 && w.status == 0 {
+		h := w.Header()
+		for k, v := range w.own {
+			if _, ok := h[k]; !ok {
+				h[k] = v
+			}
+		}
 		w.status = code
 		// ReverseProxy copied the upstream's headers with Header.Add, which canonicalizes
 		// the lowercase x-amz-meta-* names S3 sends.

@@ -51,6 +51,11 @@ type plan struct {
 type bodyPlan struct {
 	// chunked is set for aws-chunked bodies that signet decodes.
 	chunked *signer.ChunkedOptions
+	// reframe is set when a decoded body goes upstream framed again, as
+	// STREAMING-UNSIGNED-PAYLOAD-TRAILER with the checksum trailers the client sent and
+	// signet verified: the only way a trailer checksum reaches the upstream, since it is
+	// known only once the whole body has been read.
+	reframe bool
 	// payloadHash is what the upstream request is signed with.
 	payloadHash string
 	// checked is a body signet read whole to check it (a DeleteObjects document on a scoped
@@ -137,10 +142,12 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 		}
 	}
 	p.upBucket = p.route.UpstreamBucket(p.bucket)
-	if p.body, err = planBody(r, p.route); err != nil {
+	if p.body, err = planBody(r); err != nil {
 		return p, err
 	}
 	if p.action == actDeleteObjects && (!p.route.scope.unrestricted() || p.client != nil && !p.client.scope.unrestricted()) {
+		// The checked bytes go as they are, plain.
+		p.body.reframe, p.body.payloadHash = false, signer.UnsignedPayload
 		if p.body.checked, err = h.readChecked(r, p); err != nil {
 			return p, err
 		}
@@ -201,21 +208,27 @@ func s3Method(m string) bool {
 }
 
 // planBody decides how r's body goes upstream: as it came, or, for aws-chunked bodies,
-// decoded with a Content-Length (R2 refuses chunk-signed uploads and bodies without one).
-func planBody(r *http.Request, rt *Route) (bodyPlan, *s3Error) {
+// decoded and verified, then sent with a Content-Length (R2 refuses chunk-signed uploads and
+// bodies without one): framed again as STREAMING-UNSIGNED-PAYLOAD-TRAILER when the client
+// sent checksum trailers, so the upstream stores and checks the client's checksum, plain
+// otherwise.
+func planBody(r *http.Request) (bodyPlan, *s3Error) {
 	b := bodyPlan{payloadHash: signer.UnsignedPayload}
 	opts, chunked, err := signer.ChunkedOptionsFromHeader(r.Header)
 	if err != nil {
 		return b, bodyS3Error(err, "InvalidArgument", "")
 	}
 	switch {
-	case chunked && opts.Mode == signer.StreamingUnsignedTrailer && r.ContentLength >= 0 && rt.Upstream.ChunkedPassthrough:
-		// The upstream takes unsigned-trailer bodies itself: only the headers are re-signed.
-		b.payloadHash = signer.StreamingUnsignedTrailer
 	case chunked && opts.DecodedLength < 0:
 		return b, &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "an aws-chunked body needs x-amz-decoded-content-length: the upstream needs to know the body's length"}
 	case chunked:
 		b.chunked = &opts
+		if len(opts.Trailers) > 0 {
+			if _, err := signer.FramedLength(opts.DecodedLength, signer.FrameChunkSize, opts.Trailers); err != nil {
+				return b, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-decoded-content-length: " + err.Error()}
+			}
+			b.reframe, b.payloadHash = true, signer.StreamingUnsignedTrailer
+		}
 	case r.ContentLength < 0:
 		// Transfer-Encoding: chunked with no length: R2 refuses it (411), and forwarding
 		// it as it came would hide that until the whole body had been sent.

@@ -21,7 +21,7 @@ import (
 // Presign limits: S3 presigned URLs live at most 7 days.
 const (
 	defaultPresignExpiry = 15 * time.Minute
-	maxPresignExpiry     = 7 * 24 * time.Hour
+	maxPresignExpiry     = config.MaxR2TTL // the 7-day cap has one owner
 	maxPresignBody       = 64 << 10
 )
 
@@ -152,7 +152,11 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, t *Table,
 	var pr PresignRequest
 	var body io.Reader = http.NoBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body, _ = openBody(r, x.plan) // verified against the client's signed payload hash
+		var err error
+		if body, _, err = openBody(r, x.plan); err != nil { // verified against the client's signed payload hash
+			fail(bodyS3Error(err, "InvalidArgument", ""))
+			return
+		}
 	}
 	dec := json.NewDecoder(io.LimitReader(body, maxPresignBody))
 	dec.DisallowUnknownFields()

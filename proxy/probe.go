@@ -101,7 +101,7 @@ func (h *Handler) ProbeGlob(ctx context.Context, r *Route) (matched int, err err
 	if r.Upstream.BucketScoped {
 		return 0, ErrNoProbe
 	}
-	buckets, err := h.upstreamBuckets(ctx, r.Upstream)
+	buckets, _, err := h.upstreamBuckets(ctx, r.Upstream)
 	if err != nil {
 		return 0, err
 	}

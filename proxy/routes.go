@@ -37,9 +37,6 @@ type Upstream struct {
 	// 100 Continue, so the transport would hold every such upload's body back for
 	// ExpectContinueTimeout first.
 	DropExpect bool
-	// ChunkedPassthrough forwards STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies framed, for
-	// upstreams that accept them, instead of decoding them.
-	ChunkedPassthrough bool
 }
 
 // Route is one configured bucket route.
@@ -170,10 +167,9 @@ func newTable(cfg *config.Config, providers map[string]creds.Provider, transport
 
 func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider) (*Upstream, error) {
 	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p,
-		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough,
-		BucketScoped:       a.Credentials.BucketScoped(),
-		DropExpect:         a.IsR2(),
-		Source:             a.Credentials.Source()}
+		BucketScoped: a.Credentials.BucketScoped(),
+		DropExpect:   a.IsR2(),
+		Source:       a.Credentials.Source()}
 	endpoint := a.Endpoint
 	if a.IsR2() {
 		up.Host = config.R2Host(a.R2AccountID, jurisdiction)

@@ -113,22 +113,26 @@ func chunkedArgError(format string, args ...any) *BodyError {
 	return newBodyError(http.StatusBadRequest, "InvalidArgument", nil, format, args...)
 }
 
-// ChunkedOptionsFromHeader reports whether h describes an aws-chunked body (x-amz-content-sha256
-// is one of the STREAMING-* modes, or Content-Encoding contains aws-chunked) and returns its
-// options. An unsupported STREAMING-* mode (e.g. STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) is
-// a *BodyError with status 501 NotImplemented; an unparsable x-amz-decoded-content-length, a
-// trailer this package cannot verify, trailers in a mode that has none, or aws-chunked
-// without a STREAMING-* mode is a *BodyError with status 400 InvalidArgument.
+// ChunkedOptionsFromHeader reports whether h describes an aws-chunked body and returns its
+// options. As S3 has it, a body is framed when x-amz-content-sha256 is one of the STREAMING-*
+// modes, or when Content-Encoding contains aws-chunked and x-amz-decoded-content-length is
+// present. A body merely labelled aws-chunked is a plain one (the caller drops the token with
+// StripChunkedEncoding). An unsupported STREAMING-* mode (e.g.
+// STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) is a *BodyError with status 501 NotImplemented;
+// an unparsable x-amz-decoded-content-length, a trailer this package cannot verify, trailers
+// in a mode that has none, or a framed body without a STREAMING-* mode (it would be stored
+// framed) is a *BodyError with status 400 InvalidArgument.
 func ChunkedOptionsFromHeader(h http.Header) (ChunkedOptions, bool, error) {
 	mode := h.Get("X-Amz-Content-Sha256")
 	streaming := strings.HasPrefix(mode, "STREAMING-")
-	if !streaming && !hasChunkedEncoding(h) {
+	_, hasDecodedLength := h["X-Amz-Decoded-Content-Length"]
+	if !streaming && !(hasDecodedLength && hasChunkedEncoding(h)) {
 		return ChunkedOptions{}, false, nil
 	}
 	opts := ChunkedOptions{Mode: mode, DecodedLength: -1}
 	switch {
 	case !streaming:
-		return opts, true, chunkedArgError("content-encoding aws-chunked needs a STREAMING-* x-amz-content-sha256, got %q", mode)
+		return opts, true, chunkedArgError("an aws-chunked body (content-encoding aws-chunked with x-amz-decoded-content-length) needs a STREAMING-* x-amz-content-sha256, got %q", mode)
 	case !isChunkedMode(mode):
 		return opts, true, newBodyError(http.StatusNotImplemented, "NotImplemented", nil,
 			"x-amz-content-sha256 %s is not supported", mode)
@@ -205,6 +209,29 @@ func hasChunkedEncoding(h http.Header) bool {
 // x-amz-decoded-content-length, x-amz-trailer, x-amz-sdk-checksum-algorithm and
 // Transfer-Encoding. The caller sets Content-Length to the decoded length.
 func StripChunkedHeaders(h http.Header) {
+	StripChunkedEncoding(h)
+	h.Del("X-Amz-Decoded-Content-Length")
+	h.Del("X-Amz-Trailer")
+	h.Del("X-Amz-Sdk-Checksum-Algorithm")
+	h.Del("Transfer-Encoding")
+}
+
+// StripChunkedEncoding removes aws-chunked from h's Content-Encoding, deleting the header
+// when nothing is left: what S3 stores for a body labelled aws-chunked, framed or not
+// (ceph/s3-tests test_object_content_encoding_aws_chunked).
+func StripChunkedEncoding(h http.Header) {
+	if _, ok := h["Content-Encoding"]; !ok {
+		return
+	}
+	if kept := otherCodings(h); len(kept) > 0 {
+		h.Set("Content-Encoding", strings.Join(kept, ", "))
+	} else {
+		h.Del("Content-Encoding")
+	}
+}
+
+// otherCodings returns h's content codings other than aws-chunked, in order.
+func otherCodings(h http.Header) []string {
 	var kept []string
 	for _, v := range h.Values("Content-Encoding") {
 		for tok := range strings.SplitSeq(v, ",") {
@@ -214,15 +241,7 @@ func StripChunkedHeaders(h http.Header) {
 			}
 		}
 	}
-	if len(kept) == 0 {
-		h.Del("Content-Encoding")
-	} else {
-		h.Set("Content-Encoding", strings.Join(kept, ", "))
-	}
-	h.Del("X-Amz-Decoded-Content-Length")
-	h.Del("X-Amz-Trailer")
-	h.Del("X-Amz-Sdk-Checksum-Algorithm")
-	h.Del("Transfer-Encoding")
+	return kept
 }
 
 // newTrailerHash returns the hash for a checksum trailer, or nil when name is not one.

@@ -1007,7 +1007,12 @@ func TestChunkedOptionsFromHeader(t *testing.T) {
 		},
 		{name: "ecdsa", header: map[string][]string{"X-Amz-Content-Sha256": {"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"}}, wantOK: true, wantStatus: 501, wantCode: "NotImplemented"},
 		{name: "ecdsa trailer", header: map[string][]string{"X-Amz-Content-Sha256": {"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER"}}, wantOK: true, wantStatus: 501, wantCode: "NotImplemented"},
-		{name: "aws-chunked without streaming mode", header: map[string][]string{"Content-Encoding": {"aws-chunked"}, "X-Amz-Content-Sha256": {"UNSIGNED-PAYLOAD"}}, wantOK: true, wantStatus: 400, wantCode: "InvalidArgument"},
+		// ceph/s3-tests test_object_content_encoding_aws_chunked: a plain body merely
+		// labelled aws-chunked is not framed.
+		{name: "aws-chunked label on a plain body", header: map[string][]string{"Content-Encoding": {"gzip, aws-chunked"}, "X-Amz-Content-Sha256": {"UNSIGNED-PAYLOAD"}}},
+		{name: "aws-chunked label alone", header: map[string][]string{"Content-Encoding": {"aws-chunked"}}},
+		{name: "framed body labelled unsigned payload", header: map[string][]string{"Content-Encoding": {"aws-chunked"}, "X-Amz-Decoded-Content-Length": {"5"}, "X-Amz-Content-Sha256": {"UNSIGNED-PAYLOAD"}}, wantOK: true, wantStatus: 400, wantCode: "InvalidArgument"},
+		{name: "framed body without payload hash", header: map[string][]string{"Content-Encoding": {"aws-chunked"}, "X-Amz-Decoded-Content-Length": {"5"}}, wantOK: true, wantStatus: 400, wantCode: "InvalidArgument"},
 		{name: "decoded length not a number", header: map[string][]string{"X-Amz-Content-Sha256": {StreamingSigned}, "X-Amz-Decoded-Content-Length": {"abc"}}, wantOK: true, wantStatus: 400, wantCode: "InvalidArgument"},
 		{name: "decoded length negative", header: map[string][]string{"X-Amz-Content-Sha256": {StreamingSigned}, "X-Amz-Decoded-Content-Length": {"-1"}}, wantOK: true, wantStatus: 400, wantCode: "InvalidArgument"},
 		{name: "decoded length with plus", header: map[string][]string{"X-Amz-Content-Sha256": {StreamingSigned}, "X-Amz-Decoded-Content-Length": {"+5"}}, wantOK: true, wantStatus: 400, wantCode: "InvalidArgument"},

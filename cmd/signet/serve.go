@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/listen"
 	"github.com/signet-proxy/signet/proxy"
 )
@@ -106,9 +107,19 @@ type server struct {
 	metrics    *proxy.Metrics
 	handler    *proxy.Handler
 	tls        *listen.TLS // nil when tls.mode is off
+	budgets    *creds.Budgets
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
+}
+
+// setupOptions are Setup's options for a table replacing previous (nil at start). The
+// Cloudflare API budgets live as long as the process: a reload must not reset them.
+func (s *server) setupOptions(previous *proxy.Table) func(*proxy.SetupOptions) {
+	return func(o *proxy.SetupOptions) {
+		o.Metrics, o.Previous = s.metrics, previous
+		o.CacheOptions = append(o.CacheOptions, func(co *creds.CacheOptions) { co.Budgets = s.budgets })
+	}
 }
 
 func (s *server) listenAddr() string {
@@ -134,7 +145,8 @@ func (s *server) run(ctx context.Context) error {
 		}
 		return s.handler.Table()
 	})
-	table, err := proxy.Setup(s.cfg, s.logger, func(o *proxy.SetupOptions) { o.Metrics = s.metrics })
+	s.budgets = creds.NewBudgets()
+	table, err := proxy.Setup(s.cfg, s.logger, s.setupOptions(nil))
 	if err != nil {
 		return err
 	}
@@ -156,6 +168,14 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := newServer(s.handler, s.logger)
+	// Every request's context comes from abortCtx: cancelling it is how a stop that ran out
+	// of drain time aborts the requests still in flight. An upload blocked writing to an
+	// upstream that stopped reading reads nothing from its client, so closing the client's
+	// connection would never reach it; the cancelled context resets its upstream connection
+	// (proxy.Handler.ServeHTTP), which fails the blocked write, and nothing partial is stored.
+	abortCtx, abortRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer abortRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return abortCtx }
 	srv.ConnState = listen.ConnStateHook(ln) // which connections are idle, for the per-address bound
 	srv.RegisterOnShutdown(func() {          // runs once the listener is closed
 		s.logger.Info("stopped accepting connections; draining requests in flight")
@@ -178,11 +198,15 @@ func (s *server) run(ctx context.Context) error {
 	s.logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("tls", s.cfg.TLS.Mode), slog.Bool("zero_config", s.cfg.ZeroConfig),
 		slog.Int("routes", len(s.cfg.Buckets)), slog.String("version", buildVersion()))
 
+	// From here on a reload may replace s.cfg at any time (under s.mu): what the rest of
+	// run needs of the starting config is read now. shutdown_timeout is restart-only.
+	timeout := time.Duration(s.cfg.ShutdownTimeout)
+	startKeyFiles := keyFiles(s.cfg)
 	if s.path != "" {
 		g.Go(func() error { return config.Watch(gctx, s.path, func() { s.reload(gctx) }) })
 		// Key files are read once, at setup: a rotated one (a Kubernetes secret update)
 		// needs a reload too. Those a later config adds are re-read at each reload.
-		for _, f := range keyFiles(s.cfg) {
+		for _, f := range startKeyFiles {
 			g.Go(func() error { return config.Watch(gctx, f, func() { s.reload(gctx) }) })
 		}
 		g.Go(func() error {
@@ -201,35 +225,37 @@ func (s *server) run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		timeout := time.Duration(s.cfg.ShutdownTimeout)
 		s.logger.Info("shutting down", slog.Duration("drain_timeout", timeout))
 		s.handler.Drain()
-		sctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// Exiting now would close the upstream connections of uploads still in flight
-			// with a FIN, which a lenient server takes for the end of the body, storing a
-			// truncated object. Closing their clients' connections instead makes each
-			// request fail its body read, which resets its upstream connection (see
-			// proxy.Handler.Wait); then they are waited for.
-			s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
-			_ = srv.Close()
+		// The admin listener goes last, whatever happens to the drain: /readyz says
+		// "draining" meanwhile, and a server left running would keep g.Wait from returning.
+		defer func() {
 			actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 			defer cancel()
-			if err := s.handler.Wait(actx); err != nil {
-				return fmt.Errorf("abort requests in flight: %w", err)
+			for _, srv := range servers[1:] {
+				if err := srv.Shutdown(actx); err != nil {
+					_ = srv.Close()
+				}
 			}
+		}()
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err == nil {
+			return nil
 		}
-		// The admin listener goes last: /readyz says "draining" while the S3 one drains.
+		// Exiting now would end the upstream connections of uploads still in flight with a
+		// FIN, which a lenient server takes for the end of the body. Aborting them resets
+		// those connections instead; then they are waited for, for at most abortTimeout.
+		s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
+		abortRequests()
+		_ = srv.Close()
 		actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 		defer cancel()
-		var errs []error
-		for _, srv := range servers[1:] {
-			if err := srv.Shutdown(actx); err != nil {
-				errs = append(errs, fmt.Errorf("admin drain: %w", err))
-			}
+		if err := s.handler.Wait(actx); err != nil {
+			// Uploads still in flight have SO_LINGER 0 upstream: the exit resets them.
+			return fmt.Errorf("drain time (%s) ran out and aborting the requests in flight did not end them within %s: %w", timeout, abortTimeout, err)
 		}
-		return errors.Join(errs...)
+		return fmt.Errorf("drain time (%s) ran out: requests in flight were aborted", timeout)
 	})
 	return g.Wait()
 }
@@ -272,9 +298,7 @@ func (s *server) reload(ctx context.Context) {
 	next, err := config.Load(s.path)
 	if err == nil {
 		var table *proxy.Table
-		table, err = proxy.Setup(next, s.logger, func(o *proxy.SetupOptions) {
-			o.Metrics, o.Previous = s.metrics, s.handler.Table()
-		})
+		table, err = proxy.Setup(next, s.logger, s.setupOptions(s.handler.Table()))
 		if err == nil {
 			if changed := restartOnly(s.cfg, next); len(changed) > 0 {
 				s.logger.Warn("config reload: these changes take effect only after a restart; the routes, accounts and clients were applied",
