@@ -51,7 +51,7 @@ func (h *Handler) roundTrip(up *Upstream, req *http.Request, x *exchange) (*http
 func upstreamHint(code string) string {
 	switch code {
 	case "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken", "InvalidTokenId", "ExpiredToken", "Unauthorized":
-		return "the upstream refused the credentials or signature signet signs this account's requests with; run `signet check` (with the same --config, or R2_* variables) to test each route"
+		return "the upstream refused the credentials signet signs this account's requests with (a wrong, revoked or expired key, a wrong region, or a key without access to this bucket); run `signet check` (with the same --config, or R2_* variables) to test each route"
 	}
 	return ""
 }
