@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -137,6 +138,34 @@ func TestNearest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := nearest(tt.s, tt.options); got != tt.want {
 				t.Errorf("nearest(%q) = %q, want %q", tt.s, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestZeroConfigErrorsNameVariables: in zero-config mode a mistake is reported under the
+// environment variable the user set, not the path of the config built from it.
+func TestZeroConfigErrorsNameVariables(t *testing.T) {
+	base := map[string]string{"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b"}
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"account id", "R2_ACCOUNT_ID", "xyz", `R2_ACCOUNT_ID: "xyz" is not a 32-hex-digit Cloudflare account id`},
+		{"endpoint", "R2_ENDPOINT", "ftp://h", `R2_ENDPOINT: "ftp://h": the scheme must be http or https`},
+		{"jurisdiction", "R2_JURISDICTION", "euu", `R2_JURISDICTION: unknown jurisdiction "euu" (did you mean "eu"?)`},
+		{"anonymous network", EnvAllowAnonymousNetwork, "sure", `SIGNET_ALLOW_ANONYMOUS_NETWORK="sure" is not true or false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{tt.key: tt.value}
+			for k, v := range base {
+				if k != tt.key {
+					vars[k] = v
+				}
+			}
+			_, err := FromEnv(env(vars))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "accounts.") || strings.Contains(err.Error(), "buckets[") {
+				t.Errorf("error %v, want %q", err, tt.want)
 			}
 		})
 	}

@@ -171,19 +171,23 @@ accounts:
 	}
 }
 
-// TestReadyzReportsUnreachableUpstreams: /readyz is 503 and names an upstream that gives
-// no HTTP answer, and ready again for one that answers (even with an error).
+// TestReadyzReportsUnreachableUpstreams: /readyz is 503 and names each upstream that gives
+// no HTTP answer (nothing listening, or accepting and never answering), and not one that
+// answers, even with an error.
 func TestReadyzReportsUnreachableUpstreams(t *testing.T) {
 	dead := testenv.FreeAddr(t)
+	hung := hungUpstream(t)
 	gw := testenv.StartVersityGW(t)
 	h := newHandler(t, fmt.Sprintf(`
 accounts:
   gw: {endpoint: %s, region: %s, credentials: {access_key_id: %s, secret_access_key: not-the-secret}}
   dead: {endpoint: "http://%s", credentials: {access_key_id: a, secret_access_key: b}}
+  hung: {endpoint: "http://%s", credentials: {access_key_id: a, secret_access_key: b}}
 buckets:
   - {name: alpha, account: gw}
   - {name: "other-*", account: dead}
-`, gw.Endpoint, gw.Region, gw.AccessKey, dead))
+  - {name: "stuck-*", account: hung}
+`, gw.Endpoint, gw.Region, gw.AccessKey, dead, hung))
 	admin := httptest.NewServer(h.Admin(nil))
 	t.Cleanup(admin.Close)
 	resp, err := http.Get(admin.URL + "/readyz")
@@ -192,7 +196,8 @@ buckets:
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "account dead: upstream http://"+dead+" cannot be reached") {
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "account dead: upstream http://"+dead+" cannot be reached") ||
+		!strings.Contains(string(body), "account hung: upstream http://"+hung+" cannot be reached") {
 		t.Errorf("%d %s", resp.StatusCode, body)
 	}
 	if strings.Contains(string(body), "account gw") {
