@@ -78,7 +78,32 @@ type Account struct {
 	Region string `yaml:"region"`
 	// Credentials are what signet signs with for this account.
 	Credentials Credentials `yaml:"credentials"`
+	// Timeouts bound the phases of each request to this account's upstream.
+	Timeouts Timeouts `yaml:"timeouts"`
 }
+
+// Timeouts bound how long signet waits on an upstream, phase by phase, so that a dead or
+// hung upstream costs a client a 504 within a minute rather than a hung request. None
+// bounds a body in flight, so a long download or upload is never cut; a body that stalls
+// is BodyIdleTimeout's.
+type Timeouts struct {
+	// Dial bounds opening a TCP connection (DNS included). Default: `5s`.
+	Dial Duration `yaml:"dial"`
+	// TLSHandshake bounds the TLS handshake. Default: `10s`.
+	TLSHandshake Duration `yaml:"tls_handshake"`
+	// ResponseHeader bounds the wait for the response headers once the request, body
+	// included, is sent (a large CompleteMultipartUpload may take a while). Default: `30s`.
+	ResponseHeader Duration `yaml:"response_header"`
+}
+
+// An account's upstream timeouts when the config sets none: together under a minute, so
+// a client of an upstream that accepts connections and never answers gets its 504 well
+// before its own SDK gives up.
+const (
+	DefaultDialTimeout           = Duration(5 * time.Second)
+	DefaultTLSHandshakeTimeout   = Duration(10 * time.Second)
+	DefaultResponseHeaderTimeout = Duration(30 * time.Second)
+)
 
 // IsR2 reports whether the account is an R2 account.
 func (a *Account) IsR2() bool { return a.R2AccountID != "" }
@@ -433,6 +458,15 @@ func (c *Config) ApplyDefaults() {
 			if r.Duration == 0 {
 				r.Duration = Duration(DefaultAWSRoleDuration)
 			}
+		}
+		if a.Timeouts.Dial == 0 {
+			a.Timeouts.Dial = DefaultDialTimeout
+		}
+		if a.Timeouts.TLSHandshake == 0 {
+			a.Timeouts.TLSHandshake = DefaultTLSHandshakeTimeout
+		}
+		if a.Timeouts.ResponseHeader == 0 {
+			a.Timeouts.ResponseHeader = DefaultResponseHeaderTimeout
 		}
 		if a.Region == "" {
 			a.Region = DefaultS3Region

@@ -93,7 +93,7 @@ buckets:
     account: prod
 `,
 			want: []string{
-				`c.yaml:7: buckets[0].account: unknown account "prdo" (known: prod)`,
+				`c.yaml:7: buckets[0].account: unknown account "prdo" (did you mean "prod"?) (known: prod)`,
 				`c.yaml:10: buckets[1].jurisdiction: unknown jurisdiction "mars"`,
 				`c.yaml:11: buckets[2].name: "logs-[a" is not a valid glob`,
 			},
@@ -194,8 +194,8 @@ buckets: [{name: abc, account: a}]
 			name: "type errors have lines and paths",
 			yaml: "listen: [a]\nmax_concurrent_requests: lots\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
 			want: []string{
-				"c.yaml:1: listen: cannot unmarshal !!seq into string",
-				"c.yaml:2: max_concurrent_requests: cannot unmarshal !!str `lots` into int",
+				"c.yaml:1: listen: must be a single value, not a list",
+				`c.yaml:2: max_concurrent_requests: "lots" is not a whole number`,
 			},
 		},
 		{
@@ -244,7 +244,7 @@ buckets:
 		{
 			name: "a root that is not a mapping",
 			yaml: "- a\n",
-			want: []string{"c.yaml:1: cannot unmarshal !!seq into config.Config"},
+			want: []string{"c.yaml:1: the file must be a mapping of settings (listen:, accounts:, buckets: ...), not a list"},
 		},
 		{
 			name: "syntax error with a hint for unquoted env references",

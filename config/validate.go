@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// errUnknownAccount marks a route naming an account the config does not have.
+var errUnknownAccount = errors.New("unknown account")
+
 // Validate checks the whole config and returns every problem found. It does no I/O.
 // Call ApplyDefaults first.
 func (c *Config) Validate() []*FieldError {
@@ -24,10 +27,8 @@ func (c *Config) Validate() []*FieldError {
 	} else if err := c.CheckExposure(c.Listen); err != nil {
 		bad(err, "listen")
 	}
-	if c.AdminListen != "off" {
-		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
-			bad(fmt.Errorf("%q is not host:port or off", c.AdminListen), "admin_listen")
-		}
+	if err := CheckAdminListen(c.AdminListen); err != nil {
+		bad(err, "admin_listen")
 	}
 	if c.ShutdownTimeout < 0 {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
@@ -76,7 +77,7 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if cl.Access != AccessReadWrite && cl.Access != AccessReadOnly {
-			bad(fmt.Errorf("%q is not read-write or read-only", cl.Access), at("access")...)
+			bad(fmt.Errorf("%q is not read-write or read-only%s", cl.Access, didYouMean(cl.Access, []string{AccessReadWrite, AccessReadOnly})), at("access")...)
 		}
 	}
 	for i, s := range c.VirtualHostSuffixes {
@@ -87,12 +88,12 @@ func (c *Config) Validate() []*FieldError {
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		bad(fmt.Errorf("%q is not text or json", c.Log.Format), "log", "format")
+		bad(fmt.Errorf("%q is not text or json%s", c.Log.Format, didYouMean(c.Log.Format, []string{"text", "json"})), "log", "format")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad(fmt.Errorf("%q is not debug, info, warn or error", c.Log.Level), "log", "level")
+		bad(fmt.Errorf("%q is not debug, info, warn or error%s", c.Log.Level, didYouMean(c.Log.Level, []string{"debug", "info", "warn", "error"})), "log", "level")
 	}
 
 	if len(c.Accounts) == 0 {
@@ -119,6 +120,14 @@ func (c *Config) Validate() []*FieldError {
 		if a.Endpoint != "" {
 			if err := checkEndpoint(a.Endpoint); err != nil {
 				bad(err, at("endpoint")...)
+			}
+		}
+		for _, t := range []struct {
+			key string
+			d   Duration
+		}{{"dial", a.Timeouts.Dial}, {"tls_handshake", a.Timeouts.TLSHandshake}, {"response_header", a.Timeouts.ResponseHeader}} {
+			if t.d < 0 {
+				bad(errors.New("must not be negative"), at("timeouts", t.key)...)
 			}
 		}
 		for _, fe := range a.Credentials.validate() {
@@ -163,10 +172,10 @@ func (c *Config) Validate() []*FieldError {
 		case b.Account == "":
 			bad(errors.New("account is required"), at()...)
 		case !ok:
-			bad(fmt.Errorf("unknown account %q (known: %s)", b.Account, strings.Join(names, ", ")), at("account")...)
+			bad(fmt.Errorf("%w %q%s (known: %s)", errUnknownAccount, b.Account, didYouMean(b.Account, names), strings.Join(names, ", ")), at("account")...)
 		}
 		if !slices.Contains(jurisdictions, b.Jurisdiction) {
-			bad(fmt.Errorf("unknown jurisdiction %q (use %s)", b.Jurisdiction, strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
+			bad(fmt.Errorf("unknown jurisdiction %q%s (use %s)", b.Jurisdiction, didYouMean(b.Jurisdiction, jurisdictions), strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
 		} else if ok && a != nil && !a.IsR2() && b.Jurisdiction != "default" {
 			bad(fmt.Errorf("jurisdiction %q needs an R2 account; account %q has none", b.Jurisdiction, b.Account), at("jurisdiction")...)
 		}
@@ -176,14 +185,14 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if b.Access != AccessReadWrite && b.Access != AccessReadOnly {
-			bad(fmt.Errorf("%q is not read-write or read-only", b.Access), at("access")...)
+			bad(fmt.Errorf("%q is not read-write or read-only%s", b.Access, didYouMean(b.Access, []string{AccessReadWrite, AccessReadOnly})), at("access")...)
 		}
 		if len(b.Actions) > 0 && (!ok || a == nil || a.Credentials.R2TempLocal == nil) {
 			bad(errors.New("actions narrow locally minted credentials: the account needs r2_temp_local"), at("actions")...)
 		}
 		for j, act := range b.Actions {
 			if !slices.Contains(R2Actions(), act) {
-				bad(fmt.Errorf("unknown action %q (use %s)", act, strings.Join(R2Actions(), ", ")), at("actions", j)...)
+				bad(fmt.Errorf("unknown action %q%s (use %s)", act, didYouMean(act, R2Actions()), strings.Join(R2Actions(), ", ")), at("actions", j)...)
 			}
 		}
 	}
@@ -453,7 +462,7 @@ func (t *TLS) validate() []*FieldError {
 			bad(errors.New("files mode needs cert_file and key_file"))
 		}
 	default:
-		bad(fmt.Errorf("%q is not off, acme, local or files", t.Mode), "mode")
+		bad(fmt.Errorf("%q is not off, acme, local or files%s", t.Mode, didYouMean(t.Mode, []string{TLSOff, TLSACME, TLSLocal, TLSFiles})), "mode")
 	}
 	for i, d := range t.Domains {
 		if !validHostname(strings.TrimPrefix(d, "*.")) {
@@ -461,6 +470,17 @@ func (t *TLS) validate() []*FieldError {
 		}
 	}
 	return errs
+}
+
+// CheckAdminListen accepts host:port and off.
+func CheckAdminListen(addr string) error {
+	if addr == "off" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port or off", addr)
+	}
+	return nil
 }
 
 // CheckListen accepts host:port and unix:///absolute/path.
@@ -493,9 +513,13 @@ func (c *Config) CheckExposure(addr string) error {
 	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
 		return nil
 	}
+	allow := "set allow_anonymous_network: true"
+	if c.ZeroConfig {
+		allow = "set " + EnvAllowAnonymousNetwork + "=true"
+	}
 	return fmt.Errorf("%q is reachable beyond this machine, and with no clients configured anyone who can connect "+
 		"may use every route with signet's credentials: configure clients, listen on 127.0.0.1 or a unix socket, "+
-		"or set allow_anonymous_network: true", addr)
+		"or %s", addr, allow)
 }
 
 // checkOrigin accepts a web origin as browsers send it in Origin: scheme://host[:port],

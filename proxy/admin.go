@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,9 +17,10 @@ import (
 )
 
 // Admin returns the admin listener's handler: /healthz (the process is up), /readyz (every
-// exactly named route has valid credentials and signet is not draining; the body says what
-// is not ready) and /metrics (Prometheus, from gatherer; nil leaves it out). It hands out
-// no access, so probes and scrapers may reach it from the network.
+// exactly named route has valid credentials, every upstream answers HTTP and signet is not
+// draining; the body says what is not ready) and /metrics (Prometheus, from gatherer; nil
+// leaves it out). It hands out no access, so probes and scrapers may reach it from the
+// network.
 func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -49,13 +51,14 @@ func (h *Handler) Admin(gatherer prometheus.Gatherer) http.Handler {
 func (h *Handler) Drain() { h.draining.Store(true) }
 
 // Ready checks that every exactly named route has valid credentials that upstream has not
-// refused, and returns a line for each that has not. It answers at once, from what the
-// providers hold (their Status), never waiting for a mint: a key with nothing held yet is
-// minted in the background (Prefetch) and reported as not ready until that succeeds. Glob
-// routes name no bucket to check. A minted credential that is still valid counts, even
-// while its refresh is failing: signet can still sign. Providers that report no Status
-// (none of signet's own) count as ready.
-func (h *Handler) Ready(context.Context) []string {
+// refused, and that every upstream can be reached, and returns a line for each problem.
+// Credentials are judged at once, from what the providers hold (their Status), never
+// waiting for a mint: a key with nothing held yet is minted in the background (Prefetch)
+// and reported as not ready until that succeeds. Glob routes name no bucket to check. A
+// minted credential that is still valid counts, even while its refresh is failing: signet
+// can still sign. Providers that report no Status (none of signet's own) count as ready.
+// Reachability waits at most reachTimeout.
+func (h *Handler) Ready(ctx context.Context) []string {
 	t := h.acquireTable()
 	defer t.release()
 	statuses := map[creds.Provider][]creds.KeyStatus{} // one Status per provider
@@ -76,6 +79,57 @@ func (h *Handler) Ready(context.Context) []string {
 		}
 		if err := keyReady(p, st, r.credKey(r.Pattern)); err != nil {
 			problems = append(problems, fmt.Sprintf("bucket %s (account %s): %v", r.Pattern, r.Upstream.Account, err))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
+	defer cancel()
+	return append(problems, h.unreachable(ctx, t.upstreams)...)
+}
+
+// reachTimeout bounds /readyz's reachability probes: under the 1 s a kubelet probe waits
+// by default would be too tight for a cold TLS connection to a distant upstream, and
+// anything longer holds readiness up while an upstream hangs.
+const reachTimeout = 2 * time.Second
+
+// unreachable sends an unsigned HEAD / to each upstream endpoint, at once, and returns a
+// line for each that gave no HTTP answer at all (DNS, connection, TLS or a hung server).
+// Any answer, a 403 included, means it can be reached: whether signet's credentials are
+// accepted is `signet check`'s job, which spends signed requests on it, while probes run
+// /readyz every few seconds.
+func (h *Handler) unreachable(ctx context.Context, ups []*Upstream) []string {
+	type probe struct {
+		up  *Upstream
+		err error
+	}
+	seen := map[string]bool{}
+	var probes []*probe
+	for _, up := range ups {
+		if !seen[up.URL.String()] {
+			seen[up.URL.String()] = true
+			probes = append(probes, &probe{up: up})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodHead, p.up.URL.String()+"/", nil)
+			if err != nil {
+				p.err = err
+				return
+			}
+			resp, err := h.transport(p.up).RoundTrip(req)
+			if err != nil {
+				p.err = err
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	var problems []string
+	for _, p := range probes {
+		if p.err != nil {
+			problems = append(problems, fmt.Sprintf("account %s: upstream %s cannot be reached: %v", p.up.Account, p.up.URL, p.err))
 		}
 	}
 	return problems

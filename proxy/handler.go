@@ -27,7 +27,8 @@ import (
 // Options are the Handler's optional hooks. The zero value of each field is a working
 // default.
 type Options struct {
-	// Transport carries signed requests upstream. nil: NewTransport().
+	// Transport carries signed requests upstream. nil: each account's own, built by
+	// NewTransport with the account's timeouts.
 	Transport http.RoundTripper
 	// Logger receives one line per request and upstream failures. nil: slog.Default().
 	Logger *slog.Logger
@@ -61,9 +62,6 @@ type Handler struct {
 
 // New returns a Handler serving t.
 func New(t *Table, opts Options) *Handler {
-	if opts.Transport == nil {
-		opts.Transport = NewTransport()
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -128,7 +126,9 @@ type outcome struct {
 	retried bool          // sent again after the upstream refused the credentials
 	token   string        // the session token the request was signed with, to scrub from errors
 	err     *s3Error
-	presign *PresignRequest // what a presign request asked for, for the log
+	// upstreamCode is the S3 error code of the upstream's error answer, for the log.
+	upstreamCode string
+	presign      *PresignRequest // what a presign request asked for, for the log
 	// abandonBody: the answer closes the connection without reading the rest of the body.
 	abandonBody bool
 	// With a body idle timeout: cancel ends the upstream request, and uploadIdle watches
@@ -492,7 +492,7 @@ func (t signingTransport) send(req *http.Request, x *exchange) (*http.Response, 
 	if x.upload != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: x.upload.gotConn}))
 	}
-	return t.h.opts.Transport.RoundTrip(req)
+	return t.h.roundTrip(up, req, x)
 }
 
 // maxErrorPeek bounds how much of an upstream error body is read to find its code.
@@ -637,6 +637,12 @@ func (h *Handler) logRequest(x *exchange, lw *logWriter, d time.Duration) {
 	}
 	if p.client != nil {
 		attrs = append(attrs, slog.String("client", p.client.name))
+	}
+	if x.upstreamCode != "" {
+		attrs = append(attrs, slog.String("upstream_error", x.upstreamCode))
+		if hint := upstreamHint(x.upstreamCode); hint != "" {
+			attrs, level = append(attrs, slog.String("hint", hint)), slog.LevelWarn
+		}
 	}
 	if x.err != nil {
 		attrs = append(attrs, slog.String("error", x.err.code), slog.String("message", x.err.msg))

@@ -126,7 +126,7 @@ accounts:
     credentials: {access_key_id: %s, secret_access_key: %q}
 %s`, gw.Endpoint, gw.Region, gw.AccessKey, secret, routesYAML), func(o *proxy.Options) {
 		if gw.RootCAs != nil {
-			tr := proxy.NewTransport()
+			tr := proxy.NewTransport(config.Timeouts{})
 			tr.TLSClientConfig = &tls.Config{RootCAs: gw.RootCAs}
 			t.Cleanup(tr.CloseIdleConnections)
 			o.Transport = tr

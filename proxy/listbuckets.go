@@ -6,13 +6,11 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/signer"
@@ -102,10 +100,11 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 			}
 			got, owner, err := h.upstreamBuckets(r.Context(), up)
 			if err != nil {
-				// Bucket-scoped credentials cannot list: show what the config names.
-				h.opts.Logger.LogAttrs(r.Context(), slog.LevelWarn, "list upstream buckets",
-					slog.String("account", up.Account), slog.String("error", err.Error()))
-				continue
+				// An empty or partial list would hide a dead or misconfigured upstream
+				// behind a 200: the client gets the cause instead.
+				x.err = statusError(r, nil, fmt.Errorf("list the buckets of account %s at %s: %w", up.Account, up.URL, err))
+				writeError(w, r, x.err, x.plan.id)
+				return
 			}
 			owners = append(owners, owner)
 			for _, b := range got {
@@ -164,8 +163,8 @@ func (t *Table) hasGlobFor(up *Upstream) bool {
 // upstreamBuckets asks an upstream for its bucket list, following its pages, and returns
 // it with the upstream's Owner.
 func (h *Handler) upstreamBuckets(ctx context.Context, up *Upstream) ([]listedBucket, bucketOwner, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// No timeout of its own: the account's transport bounds each phase of each page but
+	// the body, whose size is capped; the client's context ends it too.
 	var all []listedBucket
 	var owner bucketOwner
 	token := ""
@@ -194,12 +193,12 @@ func (h *Handler) upstreamBucketsPage(ctx context.Context, up *Upstream, token s
 	}
 	c, err := up.Creds.Retrieve(ctx, creds.Key{Jurisdiction: up.Jurisdiction, Host: up.Host, Permission: creds.PermAdminReadOnly})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errCredentials, err)
 	}
 	if err := h.signer.Sign(ctx, req, c, up.Region, signer.UnsignedPayload, h.opts.Now()); err != nil {
 		return nil, err
 	}
-	resp, err := h.opts.Transport.RoundTrip(req)
+	resp, err := h.transport(up).RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -9,13 +10,59 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"time"
+
+	"github.com/signet-proxy/signet/config"
 )
 
-// NewTransport returns the upstream transport signet uses by default: its own, never
-// http.DefaultTransport, with timeouts on every phase that has a natural bound and none on
-// the body, so that long streams are never cut (caddy HTTPTransport.NewTransport).
-func NewTransport() *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+// transport is what carries requests to up: Options.Transport when one is set (tests
+// inject faults that way), else the account's own.
+func (h *Handler) transport(up *Upstream) http.RoundTripper {
+	if h.opts.Transport != nil {
+		return h.opts.Transport
+	}
+	return up.Transport
+}
+
+// roundTrip sends req to up and, when the upstream answers with an error, records its S3
+// error code for the request log: only the code, because the rest of the body may echo
+// the signature or the string signed. The start of the body is read and put back.
+func (h *Handler) roundTrip(up *Upstream, req *http.Request, x *exchange) (*http.Response, error) {
+	resp, err := h.transport(up).RoundTrip(req)
+	if err != nil || resp.StatusCode < 400 || x == nil || req.Method == http.MethodHead {
+		return resp, err
+	}
+	buf := make([]byte, maxErrorPeek)
+	n, rerr := io.ReadFull(resp.Body, buf)
+	buf = buf[:n]
+	rest := resp.Body
+	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		rest = http.NoBody // a failed read is read again, and fails again, when relayed
+	}
+	resp.Body = peekedBody{io.MultiReader(bytes.NewReader(buf), rest), resp.Body}
+	if m := errorCodeRE.FindSubmatch(buf); m != nil {
+		x.upstreamCode = string(m[1])
+	}
+	return resp, nil
+}
+
+// upstreamHint is what the request log adds to an upstream error code that says the
+// upstream refused signet's own signature or credentials (not the client's request): the
+// client only sees an error about its dummy keys.
+func upstreamHint(code string) string {
+	switch code {
+	case "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken", "InvalidTokenId", "ExpiredToken", "Unauthorized":
+		return "the upstream refused the credentials signet signs this account's requests with (a wrong, revoked or expired key, a wrong region, or a key without access to this bucket); run `signet check` (with the same --config, or R2_* variables) to test each route"
+	}
+	return ""
+}
+
+// NewTransport returns an account's upstream transport: its own, never
+// http.DefaultTransport, with the account's timeouts on every phase that has a natural
+// bound and none on the body, so that long streams are never cut (caddy
+// HTTPTransport.NewTransport). The timeouts come from the config, which holds their
+// defaults.
+func NewTransport(timeouts config.Timeouts) *http.Transport {
+	d := &net.Dialer{Timeout: time.Duration(timeouts.Dial), KeepAlive: 30 * time.Second}
 	// Request-body copy buffers, shared by the transport's connections: a body copy holds
 	// one only while it runs.
 	buffers := &sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -30,11 +77,10 @@ func NewTransport() *http.Transport {
 			return c, err
 		},
 		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   time.Duration(timeouts.TLSHandshake),
 		ExpectContinueTimeout: time.Second,
-		// Counted from the end of the request body: a CompleteMultipartUpload of a large
-		// object may take a while to answer.
-		ResponseHeaderTimeout: 5 * time.Minute,
+		// Counted from the end of the request body.
+		ResponseHeaderTimeout: time.Duration(timeouts.ResponseHeader),
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          1024,
 		// Go's default of 2 idle connections per host makes every burst redial.

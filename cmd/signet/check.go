@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,8 +19,8 @@ const clockWarning = time.Minute
 // check validates the config, gets credentials for every route and sends each bucket a
 // cheap signed request, printing a table. It fails if any route fails.
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("check", "[--config FILE] [--timeout 30s]",
+		"Check each route once: get its credentials and send one signed request upstream (a cheap listing).", stderr)
 	configPath := fs.String("config", "", "config file (YAML); without it, zero-config mode from R2_* variables")
 	timeout := fs.Duration("timeout", 30*time.Second, "time allowed for each route")
 	if err := fs.Parse(args); err != nil {

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,10 +29,13 @@ import (
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--admin-listen ADDR] [--log-format text|json]",
+		"Run the sidecar: plain S3 in on --listen, re-signed S3 out to each account's upstream.\n"+
+			"Without --config, zero-config mode proxies every bucket to the R2 account of R2_ACCOUNT_ID,\n"+
+			"R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (optionally R2_JURISDICTION, R2_ENDPOINT).", stderr)
 	configPath := fs.String("config", "", "config file (YAML); without it, zero-config mode from R2_* variables")
-	listenFlag := fs.String("listen", "", "listen address, overriding the config's listen")
+	listenFlag := fs.String("listen", "", "S3 listen address, overriding the config's listen (env "+envListen+")")
+	adminFlag := fs.String("admin-listen", "", "admin listen address (/healthz, /readyz, /metrics) or off, overriding the config's admin_listen (env "+envAdminListen+")")
 	logFormat := fs.String("log-format", "", "log format: text or json (default: the config's, else text)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -40,9 +43,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	if *listenFlag != "" {
-		if err := config.CheckListen(*listenFlag); err != nil {
-			return fmt.Errorf("--listen: %w", err)
+	listenAddr, listenFrom := fromFlagOrEnv(*listenFlag, "--listen", envListen)
+	adminAddr, adminFrom := fromFlagOrEnv(*adminFlag, "--admin-listen", envAdminListen)
+	if listenAddr != "" {
+		if err := config.CheckListen(listenAddr); err != nil {
+			return fmt.Errorf("%s: %w", listenFrom, err)
+		}
+	}
+	if adminAddr != "" {
+		if err := config.CheckAdminListen(adminAddr); err != nil {
+			return fmt.Errorf("%s: %w", adminFrom, err)
 		}
 	}
 
@@ -50,9 +60,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *listenFlag != "" {
-		if err := cfg.CheckExposure(*listenFlag); err != nil {
-			return fmt.Errorf("--listen: %w", err)
+	if listenAddr != "" {
+		if err := cfg.CheckExposure(listenAddr); err != nil {
+			return fmt.Errorf("%s: %w", listenFrom, err)
 		}
 	}
 	if *logFormat != "" {
@@ -65,14 +75,34 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	warnReadableSecrets(logger, *configPath, cfg)
-	s := &server{path: *configPath, logger: logger, cfg: cfg, listenFlag: *listenFlag}
+	s := &server{path: *configPath, logger: logger, cfg: cfg, listenFlag: listenAddr, adminFlag: adminAddr}
 	return s.run(ctx)
+}
+
+// Environment variables that stand in for serve's --listen and --admin-listen, for
+// containers whose command line is the image's (the image sets both to all addresses).
+const (
+	envListen      = "SIGNET_LISTEN"
+	envAdminListen = "SIGNET_ADMIN_LISTEN"
+)
+
+// fromFlagOrEnv is the flag's value, else the environment variable's, with the name of
+// where it came from for error messages; "" when neither is set.
+func fromFlagOrEnv(flagValue, flagName, envName string) (value, from string) {
+	if flagValue != "" {
+		return flagValue, flagName
+	}
+	if v := strings.TrimSpace(os.Getenv(envName)); v != "" {
+		return v, envName
+	}
+	return "", ""
 }
 
 // server is one `signet serve`: its listeners, its live route table and its reloads.
 type server struct {
 	path       string // config file; "" in zero-config mode
-	listenFlag string
+	listenFlag string // --listen or SIGNET_LISTEN; "" for the config's
+	adminFlag  string // --admin-listen or SIGNET_ADMIN_LISTEN; "" for the config's
 	logger     *slog.Logger
 	metrics    *proxy.Metrics
 	handler    *proxy.Handler
@@ -97,6 +127,13 @@ func (s *server) listenAddr() string {
 		return s.listenFlag
 	}
 	return s.cfg.Listen
+}
+
+func (s *server) adminAddr() string {
+	if s.adminFlag != "" {
+		return s.adminFlag
+	}
+	return s.cfg.AdminListen
 }
 
 func (s *server) run(ctx context.Context) error {
@@ -147,8 +184,8 @@ func (s *server) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilShutdown(srv, ln, "s3") })
 
-	if s.cfg.AdminListen != "off" {
-		aln, err := net.Listen("tcp", s.cfg.AdminListen)
+	if s.adminAddr() != "off" {
+		aln, err := net.Listen("tcp", s.adminAddr())
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen: %w", err)
@@ -325,7 +362,12 @@ func loadConfig(path string) (*config.Config, error) {
 		return config.FromEnv(os.LookupEnv)
 	}
 	cfg, err := config.Load(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("config file %s does not exist (leave out --config for zero-config mode from R2_* variables)", path)
+	case errors.Is(err, config.ErrRead):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
 	return cfg, nil
@@ -339,6 +381,14 @@ func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.Format {
 	case "json":
+		// Durations in seconds, as Prometheus and log tooling expect, not slog's raw
+		// nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.Float64(a.Key, a.Value.Duration().Seconds())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil

@@ -58,6 +58,13 @@ func versityGWBinary(t testing.TB) string {
 	return ""
 }
 
+// VersityGWBinary is the versitygw binary the tests run, for tests that start it their own
+// way (the demo script); it fails t when there is none.
+func VersityGWBinary(t testing.TB) string {
+	t.Helper()
+	return versityGWBinary(t)
+}
+
 // ToolsDir is where `make tools` installs test servers: $SIGNET_TOOLS, else
 // <user cache dir>/signet-tools.
 func ToolsDir() (string, error) {
