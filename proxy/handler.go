@@ -234,7 +234,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if h.sem != nil {
 		if !h.sem.TryAcquire(1) {
-			fail(&s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)})
+			fail(&s3Error{Status: http.StatusServiceUnavailable, Code: "SlowDown", Message: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)})
 			return
 		}
 		defer h.sem.Release(1)
@@ -358,12 +358,12 @@ func (h *Handler) readChecked(in *http.Request, p *plan) ([]byte, *s3Error) {
 	}
 	switch {
 	case in.Body == nil || in.Body == http.NoBody || n == 0:
-		return nil, &s3Error{status: http.StatusBadRequest, code: "MissingRequestBodyError", msg: "DeleteObjects needs a body"}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "MissingRequestBodyError", Message: "DeleteObjects needs a body"}
 	case n > maxDeleteBody:
-		return nil, &s3Error{status: http.StatusBadRequest, code: "MalformedXML", msg: "a DeleteObjects body is at most 2 MiB"}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "a DeleteObjects body is at most 2 MiB"}
 	}
 	if !h.deletes.TryAcquire(n) {
-		return nil, &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
+		return nil, &s3Error{Status: http.StatusServiceUnavailable, Code: "SlowDown", Message: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
 	}
 	defer h.deletes.Release(n)
 	body, _, err := openBody(in, p)
@@ -588,19 +588,19 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	case x.uploadIdle != nil && x.uploadIdle.didFire(), errors.Is(context.Cause(r.Context()), errUpstreamIdle):
 		err = fmt.Errorf("%w (%s)", errUpstreamIdle, h.opts.BodyIdleTimeout)
 	case isTimeout(bodyErr):
-		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "RequestTimeout",
+		err = &signer.Error{Status: http.StatusBadRequest, Code: "RequestTimeout",
 			Message: fmt.Sprintf("the request body sent nothing for %s; idle connections are closed", h.opts.BodyIdleTimeout), Err: bodyErr}
 	case bodyErr != nil:
 		// The transport reports the failed body read as its own error.
-		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "IncompleteBody",
+		err = &signer.Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 			Message: "the request body ended before its Content-Length", Err: bodyErr}
 	}
 	e := statusError(r, x.plan, err)
 	x.err = e
 	closeIfUnread(w, r, x)
-	if e.status == StatusClientClosedRequest {
+	if e.Status == StatusClientClosedRequest {
 		if lw, ok := w.(*logWriter); ok {
-			lw.status = e.status
+			lw.status = e.Status
 		}
 		return
 	}
@@ -645,8 +645,8 @@ func (h *Handler) logRequest(x *exchange, lw *logWriter, d time.Duration) {
 		}
 	}
 	if x.err != nil {
-		attrs = append(attrs, slog.String("error", x.err.code), slog.String("message", x.err.msg))
-		if x.err.status >= 500 && x.err.status != StatusClientClosedRequest {
+		attrs = append(attrs, slog.String("error", x.err.Code), slog.String("message", x.err.Message))
+		if x.err.Status >= 500 && x.err.Status != StatusClientClosedRequest {
 			level = slog.LevelWarn
 		}
 	}

@@ -61,7 +61,7 @@ func parseListParams(q url.Values) (listParams, *s3Error) {
 	if v := q.Get("max-buckets"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxListBuckets {
-			return lp, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: fmt.Sprintf("max-buckets must be an integer from 1 to %d", maxListBuckets)}
+			return lp, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: fmt.Sprintf("max-buckets must be an integer from 1 to %d", maxListBuckets)}
 		}
 		lp.max = n
 	}
@@ -70,7 +70,7 @@ func parseListParams(q url.Values) (listParams, *s3Error) {
 		// are short and public to whoever may list them.
 		b, err := base64.RawURLEncoding.DecodeString(v)
 		if err != nil || len(b) == 0 {
-			return lp, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the continuation token is not one signet issued"}
+			return lp, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "the continuation token is not one signet issued"}
 		}
 		lp.after = string(b)
 	}
@@ -143,7 +143,7 @@ func (h *Handler) listBuckets(w http.ResponseWriter, r *http.Request, t *Table, 
 	}
 	body, err := xml.Marshal(res)
 	if err != nil {
-		writeError(w, r, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: err.Error()}, x.plan.id)
+		writeError(w, r, &s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: err.Error()}, x.plan.id)
 		return
 	}
 	w.Header().Set("Content-Type", "application/xml")

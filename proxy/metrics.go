@@ -106,8 +106,8 @@ func (m *Metrics) observe(x *exchange, status int, in, out int64, d time.Duratio
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
 	m.bytesIn.WithLabelValues(method).Observe(float64(in))
 	m.bytesOut.WithLabelValues(method).Observe(float64(out))
-	if e != nil && rt != nil && (e.status == 502 || e.status == 504 || e.status == 503) {
-		m.upstreamErrors.WithLabelValues(rt.Upstream.Account, e.code).Inc()
+	if e != nil && rt != nil && (e.Status == 502 || e.Status == 504 || e.Status == 503) {
+		m.upstreamErrors.WithLabelValues(rt.Upstream.Account, e.Code).Inc()
 	}
 }
 

@@ -156,10 +156,10 @@ func TestDecide(t *testing.T) {
 			switch {
 			case tt.code != "" && err == nil:
 				t.Fatalf("accepted as %s, want %s", p.action, tt.code)
-			case tt.code != "" && err.code != tt.code:
-				t.Fatalf("got %s (%s), want %s", err.code, err.msg, tt.code)
+			case tt.code != "" && err.Code != tt.code:
+				t.Fatalf("got %s (%s), want %s", err.Code, err.Message, tt.code)
 			case tt.code == "" && err != nil:
-				t.Fatalf("refused: %s %s", err.code, err.msg)
+				t.Fatalf("refused: %s %s", err.Code, err.Message)
 			case tt.code == "" && p.action != tt.action:
 				t.Errorf("action %q, want %q", p.action, tt.action)
 			}
@@ -244,11 +244,11 @@ func TestDecideDeleteObjects(t *testing.T) {
 			p, err := h.decide(r, tbl, "id")
 			switch {
 			case tt.code == "" && err != nil:
-				t.Fatalf("refused: %s %s", err.code, err.msg)
+				t.Fatalf("refused: %s %s", err.Code, err.Message)
 			case tt.code != "" && err == nil:
 				t.Fatal("accepted")
-			case tt.code != "" && err.code != tt.code:
-				t.Fatalf("got %s (%s), want %s", err.code, err.msg, tt.code)
+			case tt.code != "" && err.Code != tt.code:
+				t.Fatalf("got %s (%s), want %s", err.Code, err.Message, tt.code)
 			case tt.code == "" && (p.body.checked == nil || strings.Contains(string(p.body.checked), "\r\n")):
 				t.Errorf("planned body %q, want the decoded document", p.body.checked)
 			}
@@ -262,7 +262,7 @@ func TestDecideDeleteObjects(t *testing.T) {
 		defer h.deletes.Release(deleteBudget)
 		body := doc("allowed/a")
 		r := serverRequest("POST", "/photos?delete", body)
-		if _, err := h.decide(r, tbl, "id"); err == nil || err.code != "SlowDown" || err.status != 503 {
+		if _, err := h.decide(r, tbl, "id"); err == nil || err.Code != "SlowDown" || err.Status != 503 {
 			t.Fatalf("got %v, want 503 SlowDown while the budget is used up", err)
 		}
 	})
@@ -316,8 +316,8 @@ func TestDecideClients(t *testing.T) {
 			_, err := h.decide(r, tbl, "id")
 			switch {
 			case tt.code == "" && err != nil:
-				t.Fatalf("refused: %s %s", err.code, err.msg)
-			case tt.code != "" && (err == nil || err.code != tt.code):
+				t.Fatalf("refused: %s %s", err.Code, err.Message)
+			case tt.code != "" && (err == nil || err.Code != tt.code):
 				t.Fatalf("got %v, want %s", err, tt.code)
 			}
 		})

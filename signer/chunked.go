@@ -60,7 +60,7 @@ type ChunkedOptions struct {
 	Trailers []string
 	// VerifyChunk, when non-nil, is called for every chunk of a signed mode (including the
 	// final zero-length chunk) with the chunk's signature as sent and the SHA-256 of the chunk
-	// data; a non-nil error aborts decoding (returned as a *BodyError with code
+	// data; a non-nil error aborts decoding (returned as a *Error with code
 	// SignatureDoesNotMatch). When nil, chunk signatures are parsed (they must be 64 hex
 	// digits) but not checked.
 	VerifyChunk func(signature string, chunkSHA256 []byte) error
@@ -72,44 +72,24 @@ type ChunkedOptions struct {
 	VerifyTrailer func(signature string, trailer []byte) error
 }
 
-// BodyError is a problem with the client's request body, answered with Status and Code as
-// an S3 XML error.
-type BodyError struct {
-	Status  int
-	Code    string
-	Message string
-	// Err is the cause, if any: io.ErrUnexpectedEOF for a body that ended early, or the
-	// error a VerifyChunk or VerifyTrailer callback returned.
-	Err error
-}
-
-func (e *BodyError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("request body: %s (%s): %v", e.Message, e.Code, e.Err)
-	}
-	return fmt.Sprintf("request body: %s (%s)", e.Message, e.Code)
-}
-
-func (e *BodyError) Unwrap() error { return e.Err }
-
-func newBodyError(status int, code string, err error, format string, args ...any) *BodyError {
-	return &BodyError{Status: status, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+func newBodyError(status int, code string, err error, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // Error codes are the ones S3 answers with for the same fault.
-func framingError(format string, args ...any) *BodyError {
+func framingError(format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "InvalidChunkSizeError", nil, format, args...)
 }
 
-func incompleteBody(err error, format string, args ...any) *BodyError {
+func incompleteBody(err error, format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "IncompleteBody", err, format, args...)
 }
 
-func malformedTrailer(format string, args ...any) *BodyError {
+func malformedTrailer(format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "MalformedTrailerError", nil, format, args...)
 }
 
-func chunkedArgError(format string, args ...any) *BodyError {
+func chunkedArgError(format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "InvalidArgument", nil, format, args...)
 }
 
@@ -118,10 +98,10 @@ func chunkedArgError(format string, args ...any) *BodyError {
 // modes, or when Content-Encoding contains aws-chunked and x-amz-decoded-content-length is
 // present. A body merely labelled aws-chunked is a plain one (the caller drops the token with
 // StripChunkedEncoding). An unsupported STREAMING-* mode (e.g.
-// STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) is a *BodyError with status 501 NotImplemented;
+// STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) is a *Error with status 501 NotImplemented;
 // an unparsable x-amz-decoded-content-length, a trailer this package cannot verify, trailers
 // in a mode that has none, or a framed body without a STREAMING-* mode (it would be stored
-// framed) is a *BodyError with status 400 InvalidArgument.
+// framed) is a *Error with status 400 InvalidArgument.
 func ChunkedOptionsFromHeader(h http.Header) (ChunkedOptions, bool, error) {
 	mode := h.Get("X-Amz-Content-Sha256")
 	streaming := strings.HasPrefix(mode, "STREAMING-")
@@ -171,7 +151,7 @@ func isChunkedMode(mode string) bool {
 
 // checkTrailerNames rejects before any byte is forwarded what could only fail at the end of
 // the body.
-func checkTrailerNames(mode string, names []string) *BodyError {
+func checkTrailerNames(mode string, names []string) *Error {
 	if len(names) > 0 && mode == StreamingSigned {
 		// Trailers in this mode would not be covered by any signature.
 		return chunkedArgError("x-amz-trailer is not allowed with x-amz-content-sha256 %s", mode)
@@ -301,12 +281,12 @@ type trailerCheck struct {
 // to match, and a failure (returned instead of the byte) aborts the upload without an object
 // being stored.
 //
-// Errors about the body's content are *BodyError: 400 InvalidChunkSizeError for bad framing,
+// Errors about the body's content are *Error: 400 InvalidChunkSizeError for bad framing,
 // 400 IncompleteBody for a body that ends early or whose payload length differs from
 // DecodedLength, 400 MalformedTrailerError for bad trailers, 400 BadDigest for a checksum
 // mismatch, 403 SignatureDoesNotMatch when a verify callback fails. Errors from the
 // underlying reader other than io.EOF are returned wrapped, so errors.Is still finds them;
-// io.ErrUnexpectedEOF is wrapped in an IncompleteBody *BodyError.
+// io.ErrUnexpectedEOF is wrapped in an IncompleteBody *Error.
 //
 // Checksum trailers: x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1, -sha256 and -sha512.
 type ChunkedReader struct {
@@ -334,7 +314,7 @@ type ChunkedReader struct {
 }
 
 // NewChunkedReader returns a reader of the decoded payload of body. Options that
-// ChunkedOptionsFromHeader would reject make the first Read fail with the same *BodyError.
+// ChunkedOptionsFromHeader would reject make the first Read fail with the same *Error.
 func NewChunkedReader(body io.Reader, opts ChunkedOptions) *ChunkedReader {
 	r := &ChunkedReader{
 		src:    bufio.NewReaderSize(body, maxChunkLine),

@@ -68,8 +68,8 @@ func FuzzChunkedReader(f *testing.F) {
 			}
 		}
 		if err != io.EOF {
-			if be, ok := errors.AsType[*BodyError](err); !ok || be.Status == 0 || be.Code == "" {
-				t.Fatalf("err = %v, want a *BodyError", err)
+			if be, ok := errors.AsType[*Error](err); !ok || be.Status == 0 || be.Code == "" {
+				t.Fatalf("err = %v, want a *Error", err)
 			}
 			if opts.DecodedLength > 0 && int64(len(out)) >= opts.DecodedLength {
 				t.Fatalf("failed with %v after returning all %d bytes", err, len(out))

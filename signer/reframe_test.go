@@ -164,7 +164,7 @@ func TestTrailerFramerFails(t *testing.T) {
 			t.Run(tt.name+"/"+sw.name, func(t *testing.T) {
 				opts := ChunkedOptions{Mode: StreamingUnsignedTrailer, DecodedLength: tt.decoded, Trailers: []string{alg}}
 				got, n, err := reframe(t, sw.wrap(bytes.NewReader(tt.body)), opts, 16, 7)
-				be, ok := errors.AsType[*BodyError](err)
+				be, ok := errors.AsType[*Error](err)
 				if !ok || be.Code != tt.wantCode {
 					t.Fatalf("err = %v, want %s", err, tt.wantCode)
 				}
