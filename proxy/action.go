@@ -19,7 +19,8 @@ const (
 	actListMultipartUploads    action = "ListMultipartUploads"
 	actDeleteObjects           action = "DeleteObjects"
 	actBucketRead              action = "bucket configuration read" // ?acl, ?policy, ?versioning, ...
-	actBucketWrite             action = "bucket change"             // CreateBucket, DeleteBucket, PUT ?cors, ...
+	actCreateBucket            action = "CreateBucket"
+	actBucketWrite             action = "bucket change" // DeleteBucket, PUT ?cors, ...
 	actGetObject               action = "GetObject"
 	actHeadObject              action = "HeadObject"
 	actPutObject               action = "PutObject"
@@ -63,7 +64,7 @@ func (a action) r2Name() string {
 	switch a {
 	case actListObjects:
 		return "ListObjectsV1"
-	case actHeadBucket, actBucketRead, actBucketWrite, actObjectRead, actObjectWrite, actPreflight, actListBuckets,
+	case actHeadBucket, actCreateBucket, actBucketRead, actBucketWrite, actObjectRead, actObjectWrite, actPreflight, actListBuckets,
 		actListObjectVersions, actPresign:
 		return ""
 	}
@@ -133,6 +134,10 @@ func classify(m, bucket, key string, q url.Values, copying bool) action {
 		case http.MethodPost:
 			if has("delete") && onlyParams(q, map[string]bool{"delete": true}) {
 				return actDeleteObjects
+			}
+		case http.MethodPut:
+			if onlyParams(q, nil) {
+				return actCreateBucket
 			}
 		}
 		return actBucketWrite

@@ -385,11 +385,17 @@ func closeIfUnread(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 }
 
+// abandonGrace bounds how long a refused request's unread body is still read after the
+// answer, before its connection closes.
+const abandonGrace = time.Second
+
 // abandonBody ends the wait for a body closeIfUnread gave up on, once the answer is out:
 // the server's last read of it fails at once, and the connection closes.
 func abandonBody(w http.ResponseWriter, x *exchange) {
 	if x.abandonBody {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		// A moment for a client still sending (an SDK streaming its upload) to read the
+		// answer before the connection closes; the server reads at most 256 KiB meanwhile.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(abandonGrace))
 	}
 }
 
@@ -419,7 +425,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 	signer.Strip(out.Header, nil)
 	for k := range out.Header {
-		if strings.Contains(k, "_") {
+		if strings.Contains(k, "_") && !isMetaName(k) { // LowercaseMeta (in Strip) made metadata names lowercase
 			// checkHeaders refused those some server could read as S3's; none is forwarded.
 			delete(out.Header, k)
 		}

@@ -99,6 +99,12 @@ func (s scope) permits(a access, what string) *s3Error {
 		}
 	case a.action == actHeadBucket, a.action == actGetBucketLocation:
 		// no keys revealed
+	case a.action == actCreateBucket:
+		// Clients that make sure of their bucket first (rclone, mc mb -p) take this, as
+		// S3 says it to a bucket's owner, for "there already": a scoped route's bucket is
+		// there as far as its clients go, and they may not create buckets.
+		return &s3Error{Status: http.StatusConflict, Code: "BucketAlreadyOwnedByYou",
+			Message: "bucket " + quote(a.bucket) + " is routed by signet, and " + what + " is limited to " + s.describe() + ": buckets are not created through it"}
 	case a.action == actDeleteObjects:
 		for _, k := range a.keys {
 			if !s.allowsKey(k) {

@@ -115,7 +115,7 @@ func isRead(method string) bool {
 func checkHeaders(h http.Header) *s3Error {
 	for name, vs := range h {
 		lower := strings.ToLower(name)
-		if strings.Contains(lower, "_") && readOnce(strings.ReplaceAll(lower, "_", "-")) {
+		if strings.Contains(lower, "_") && !isMetaName(lower) && readOnce(strings.ReplaceAll(lower, "_", "-")) {
 			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument",
 				Message: "header " + quote(name) + " is refused: some servers read it as " + strings.ReplaceAll(lower, "_", "-")}
 		}
@@ -264,3 +264,8 @@ func (cs *copySource) header(upstreamBucket string) string {
 	}
 	return v
 }
+
+// isMetaName reports whether lower is an x-amz-meta-* name spelled with dashes: user metadata,
+// whose own name may well hold underscores (user_id). A server reading its "_" as "-"
+// changes only the metadata name.
+func isMetaName(lower string) bool { return strings.HasPrefix(lower, "x-amz-meta-") }

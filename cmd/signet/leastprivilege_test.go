@@ -254,6 +254,18 @@ buckets:
 	if code, _ := do(t, c, "HEAD", "http://"+p.addr+"/all/allowed/copied", nil); code != 404 {
 		t.Errorf("a copy reached allowed/copied: HEAD %d", code)
 	}
+	// User metadata may have underscores in its names (S3 takes them): kept as sent.
+	meta := rawReq("PUT", "/photos/allowed/meta", [][2]string{{"X-Amz-Meta-Original_filename", "a.txt"}}, "m")
+	if resp := sendRaw(t, p.addr, meta); resp.StatusCode != 200 {
+		t.Fatalf("metadata with an underscore: %d", resp.StatusCode)
+	}
+	if resp := sendRaw(t, p.addr, rawReq("HEAD", "/all/allowed/meta", nil, "")); resp.Header.Get("X-Amz-Meta-Original_filename") != "a.txt" {
+		t.Errorf("metadata with an underscore was not stored: %v", resp.Header)
+	}
+	// Clients that make sure of their bucket first (rclone) are told it is there.
+	if resp := sendRaw(t, p.addr, rawReq("PUT", "/photos", nil, "")); resp.StatusCode != 409 || errorCode(resp) != "BucketAlreadyOwnedByYou" {
+		t.Errorf("CreateBucket on a scoped route: %d, want 409 BucketAlreadyOwnedByYou", resp.StatusCode)
+	}
 	// And what is inside still works: an aws-chunked DeleteObjects inside the prefix, whose
 	// only checksum is its trailer (S3 needs one on DeleteObjects: signet sends the MD5).
 	body, decoded := unsignedTrailerChunks("<Delete><Object><Key>allowed/a</Key></Object></Delete>")
