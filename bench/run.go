@@ -114,12 +114,69 @@ func buildSignet(ctx context.Context, tmp string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(tmp, "signet")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/signet")
+	args := []string{"build", "-o", bin}
+	if os.Getenv(profileEnv) != "" {
+		overlay, err := profileOverlay(root, tmp)
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", overlay)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/signet")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build signet: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// profileSource is added to signet's main package when the harness profiles: it writes a
+// CPU profile of the process's whole life to $SIGNET_BENCH_CPUPROFILE/signet-<pid>.pprof,
+// stopped at the SIGTERM the harness ends each measurement with. The file exists only in
+// the build overlay: the signet binary itself has no profiling switch.
+const profileSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+)
+
+func init() {
+	dir := os.Getenv("` + profileEnv + `")
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("signet-%d.pprof", os.Getpid())))
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	go func() { // lives as long as the process
+		<-sig
+		pprof.StopCPUProfile()
+		f.Close()
+	}()
+}
+`
+
+// profileOverlay writes profileSource and a go build -overlay file that adds it to
+// cmd/signet.
+func profileOverlay(root, tmp string) (string, error) {
+	src := filepath.Join(tmp, "benchprofile.go")
+	if err := os.WriteFile(src, []byte(profileSource), 0o644); err != nil {
+		return "", fmt.Errorf("profiling overlay: %w", err)
+	}
+	overlay := filepath.Join(tmp, "overlay.json")
+	j := fmt.Sprintf(`{"Replace": {%q: %q}}`, filepath.Join(root, "cmd", "signet", "zz_benchprofile.go"), src)
+	if err := os.WriteFile(overlay, []byte(j), 0o644); err != nil {
+		return "", fmt.Errorf("profiling overlay: %w", err)
+	}
+	return overlay, nil
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
