@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -112,6 +113,33 @@ func (p *proc) waitListening(ctx context.Context, timeout time.Duration) (string
 			return "", fmt.Errorf("%s exited before listening: %v; log: %s", p.name, p.err, p.logTail())
 		case <-deadline.C:
 			return "", fmt.Errorf("%s did not log %q within %v; log: %s", p.name, "msg=listening", timeout, p.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+// flushProfile asks a signet built with the profiling overlay (see profileSource) to
+// write its CPU profile, and waits, bounded, for the file that says it has.
+func (p *proc) flushProfile(ctx context.Context, dir string) error {
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("%s: ask for its cpu profile: %w", p.name, err)
+	}
+	done := filepath.Join(dir, fmt.Sprintf("signet-%d.pprof.done", p.pid()))
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(done); err == nil {
+			return os.Remove(done)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return fmt.Errorf("%s exited before writing its cpu profile: %v", p.name, p.err)
+		case <-deadline.C:
+			return fmt.Errorf("%s wrote no cpu profile within 5s", p.name)
 		case <-tick.C:
 		}
 	}

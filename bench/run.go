@@ -132,7 +132,7 @@ func buildSignet(ctx context.Context, tmp string) (string, error) {
 
 // profileSource is added to signet's main package when the harness profiles: it writes a
 // CPU profile of the process's whole life to $SIGNET_BENCH_CPUPROFILE/signet-<pid>.pprof,
-// stopped at the SIGTERM the harness ends each measurement with. The file exists only in
+// stopped at the SIGUSR1 The file exists only in
 // the build overlay: the signet binary itself has no profiling switch.
 const profileSource = `package main
 
@@ -155,11 +155,12 @@ func init() {
 		return
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	signal.Notify(sig, syscall.SIGUSR1)
 	go func() { // lives as long as the process
 		<-sig
 		pprof.StopCPUProfile()
 		f.Close()
+		os.WriteFile(f.Name()+".done", nil, 0o644)
 	}()
 }
 `
@@ -505,6 +506,11 @@ func (e *env) measure(ctx context.Context, u *upstream, sc scenario, target stri
 	}
 	if px != nil {
 		defer func() {
+			if dir := os.Getenv(profileEnv); dir != "" && strings.HasPrefix(target, "signet") {
+				if perr := px.flushProfile(ctx, dir); perr != nil && err == nil {
+					err = perr
+				}
+			}
 			serr := px.stop(15 * time.Second)
 			switch {
 			case serr != nil && err == nil:

@@ -142,6 +142,11 @@ func (w *benchWriter) Header() http.Header         { return w.h }
 func (w *benchWriter) WriteHeader(code int)        { w.status = code }
 func (w *benchWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
+// SetReadDeadline and SetWriteDeadline succeed, as on a server's connection, for the
+// Handler's body idle timeout.
+func (w *benchWriter) SetReadDeadline(time.Time) error  { return nil }
+func (w *benchWriter) SetWriteDeadline(time.Time) error { return nil }
+
 func (w *benchWriter) reset() {
 	clear(w.h)
 	w.status, w.n = 0, 0
