@@ -83,7 +83,7 @@ type Table struct {
 	exact     map[string]*Route
 	globs     []*Route
 	globIndex globIndex // over globs
-	routes    []*Route // all, in config order
+	routes    []*Route  // all, in config order
 	upstreams []*Upstream
 	suffixes  []string
 	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
