@@ -118,7 +118,11 @@ type options struct {
 	signetBin    string
 	signetLog    string
 	bBin         string // signet-b: another binary (default: signet's)
-	bLog         string // signet-b: another log level (default: signet's)
+	bLog         string   // signet-b: another log level (default: signet's)
+	bEnv         []string // signet-b: extra environment, e.g. GODEBUG=http2client=0
+	bareH2       bool     // the bare hop offers HTTP/2 to TLS upstreams
+	parallel     int      // transfers at once in the parallel scenarios
+	parallelSize int64    // each one's size
 	keep         bool
 	out          string
 	args         []string // as given, for the report
@@ -129,9 +133,11 @@ type options struct {
 const defaultVGWLargeMax = 256 << 20
 
 var (
-	allUpstreams = []string{"null", "versitygw"}
+	allUpstreams = []string{"null", "versitygw", "null-tls", "versitygw-tls"}
 	allTargets   = []string{"direct", "barehop", "signet", "signet-b"}
-	allScenarios = []string{"small-get", "small-put", "large-put", "large-get"}
+	allScenarios = []string{"small-get", "small-put", "large-put", "large-get", "parallel-put", "parallel-get", "chunked-put", "trailer-put"}
+	// defaultScenarios leave out the parallel and aws-chunked ones, which take longer.
+	defaultScenarios = []string{"small-get", "small-put", "large-put", "large-get"}
 )
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -148,7 +154,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	conc := fs.String("concurrency", "1,32", "concurrency levels of the small-object scenarios")
 	ups := fs.String("upstream", "both", "null, versitygw or both")
 	targets := fs.String("targets", "direct,barehop,signet", "targets to measure: direct, barehop, signet, signet-b (added by -b-bin or -b-log-level)")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run")
+	scen := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run: "+strings.Join(allScenarios, ", "))
+	fs.IntVar(&o.parallel, "parallel", 32, "transfers at once in parallel-put and parallel-get")
+	o.parallelSize = 64 << 20
+	fs.Var((*byteSize)(&o.parallelSize), "parallel-size", "size of each transfer in parallel-put and parallel-get")
+	fs.BoolVar(&o.bareH2, "bare-h2", false, "the bare hop offers HTTP/2 to TLS upstreams (default: HTTP/1.1)")
+	bEnv := fs.String("b-env", "", "adds target signet-b: signet with this extra environment, comma-separated KEY=VALUE (e.g. GODEBUG=http2client=0)")
 	fs.Int64Var(&o.maxRequests, "max-requests", 5_000_000, "bound on requests per measurement")
 	fs.StringVar(&o.signetBin, "signet-bin", "", "run this signet binary instead of building ./cmd/signet")
 	fs.StringVar(&o.signetLog, "signet-log-level", "info", "signet's log.level: info logs every request, as in production; warn measures signet without its request log")
@@ -197,7 +208,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.upstreams, err = parseList(*ups, allUpstreams); err != nil {
 		return nil, fmt.Errorf("-upstream: %w", err)
 	}
-	if (o.bBin != "" || o.bLog != "") && !strings.Contains(*targets, "signet-b") {
+	for kv := range strings.SplitSeq(*bEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				return nil, fmt.Errorf("-b-env %q: want KEY=VALUE", kv)
+			}
+			o.bEnv = append(o.bEnv, kv)
+		}
+	}
+	if (o.bBin != "" || o.bLog != "" || o.bEnv != nil) && !strings.Contains(*targets, "signet-b") {
 		*targets += ",signet-b"
 	}
 	if o.bLog == "" {
@@ -222,6 +241,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("large sizes: want 1 byte to 64 GiB")
 	case !contains([]string{"debug", "info", "warn", "error"}, o.signetLog) || !contains([]string{"debug", "info", "warn", "error"}, o.bLog):
 		return nil, fmt.Errorf("log levels %q, %q: want debug, info, warn or error", o.signetLog, o.bLog)
+	case o.parallel < 1 || o.parallel > 256 || o.parallelSize < 1:
+		return nil, fmt.Errorf("-parallel %d, -parallel-size %d: want 1 to 256 transfers of at least a byte", o.parallel, o.parallelSize)
 	case o.maxRequests < 1:
 		return nil, fmt.Errorf("-max-requests %d: want at least 1", o.maxRequests)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,13 +34,16 @@ type proc struct {
 
 // startProc starts bin with its output in logPath. The caller owns the process and must
 // call stop.
-func startProc(name, logPath, bin string, args ...string) (*proc, error) {
+func startProc(name, logPath, bin string, env []string, args ...string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Its own process group: a Ctrl-C in the terminal reaches only the harness, which
 		// then stops its children in order.
@@ -259,8 +263,8 @@ func freeAddr() (string, error) {
 
 // waitHealthy polls url until it answers 200; the only readiness signal versitygw gives.
 // Bounded by timeout, the process's exit and ctx.
-func waitHealthy(ctx context.Context, p *proc, url string, timeout time.Duration) error {
-	tr := &http.Transport{DisableKeepAlives: true}
+func waitHealthy(ctx context.Context, p *proc, url string, tc *tls.Config, timeout time.Duration) error {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

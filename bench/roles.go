@@ -61,8 +61,9 @@ func runRole(role string, args []string) (err error) {
 	}
 }
 
-// serveRole serves h on listen until ctx ends, logging the address as signet does.
-func serveRole(ctx context.Context, listen string, h http.Handler) error {
+// serveRole serves h on listen until ctx ends, logging the address as signet does; over
+// TLS (HTTP/2 and HTTP/1.1, as Go's server offers them) when certFile is set.
+func serveRole(ctx context.Context, listen string, h http.Handler, certFile, keyFile string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -70,7 +71,13 @@ func serveRole(ctx context.Context, listen string, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("listening", slog.String("addr", ln.Addr().String()))
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if certFile != "" {
+			served <- srv.ServeTLS(ln, certFile, keyFile)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -93,10 +100,12 @@ func serveRole(ctx context.Context, listen string, h http.Handler) error {
 func serveNull(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("null", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	cert := fs.String("cert", "", "serve TLS with this certificate (PEM)")
+	key := fs.String("key", "", "and this key")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return serveRole(ctx, *listen, newNullS3())
+	return serveRole(ctx, *listen, newNullS3(), *cert, *key)
 }
 
 // nullBufSize is the null upstream's read and write size for large bodies.
@@ -217,6 +226,8 @@ func serveBareHop(ctx context.Context, args []string) error {
 	region := fs.String("region", "us-east-1", "signing region")
 	accessKey := fs.String("access-key", "", "access key id")
 	secretKey := fs.String("secret-key", "", "secret access key")
+	ca := fs.String("ca", "", "trust this CA (PEM) for an https upstream")
+	h2 := fs.Bool("h2", false, "offer HTTP/2 to an https upstream (default HTTP/1.1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -225,9 +236,13 @@ func serveBareHop(ctx context.Context, args []string) error {
 		return fmt.Errorf("-upstream %q is not scheme://host:port", *upstream)
 	}
 	tr := newBareTransport()
+	if tr.TLSClientConfig, err = clientTLS(*ca); err != nil {
+		return err
+	}
+	tr.ForceAttemptHTTP2 = *h2
 	defer tr.CloseIdleConnections()
 	c := aws.Credentials{AccessKeyID: *accessKey, SecretAccessKey: *secretKey, Source: "static"}
-	return serveRole(ctx, *listen, newBareHop(target, c, *region, tr))
+	return serveRole(ctx, *listen, newBareHop(target, c, *region, tr), "", "")
 }
 
 // newBareHop is the bare hop's handler, sending to target through next.
