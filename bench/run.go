@@ -371,7 +371,7 @@ func (e *env) prepare(ctx context.Context, u *upstream) error {
 	cl := newClient(u, true)
 	defer cl.close()
 	base := u.endpoint + "/" + u.bucket + "/"
-	if u.kind == "versitygw" {
+	if strings.HasPrefix(u.kind, "versitygw") {
 		fmt.Fprintf(e.stderr, "[versitygw] uploading %s and %s test objects\n", formatBytes(u.small.size), formatBytes(u.large.size))
 		if err := cl.put(ctx, base+objectKey(u.small.size), bytes.NewReader(u.smallBytes), u.small.size); err != nil {
 			return fmt.Errorf("upload test object: %w", err)

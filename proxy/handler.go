@@ -118,6 +118,7 @@ func (h *Handler) acquireTable() *Table {
 type exchange struct {
 	plan *plan
 	outcome
+	lw logWriter // the client's ResponseWriter, allocated with the exchange
 }
 
 // outcome is what happens while a request is forwarded: the only part of an exchange that
@@ -187,8 +188,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.active.Done()
 	start := time.Now()
 	id := h.newID()
-	x := &exchange{plan: &plan{id: id, method: r.Method}}
-	lw := &logWriter{ResponseWriter: w}
+	x := &exchange{lw: logWriter{ResponseWriter: w}}
+	lw := &x.lw
 	if idle := h.opts.BodyIdleTimeout; idle > 0 {
 		lw.rc, lw.idle = http.NewResponseController(w), idle
 		defer lw.clearDeadlines(x)
@@ -214,6 +215,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		d := time.Since(start)
+		if x.plan == nil { // ended before anything was decided
+			x.plan = &plan{id: id, method: r.Method}
+		}
 		h.logRequest(x, lw, d)
 		h.opts.Metrics.observe(x, lw.statusOr200(), x.in.count(), lw.n, d)
 	}()
