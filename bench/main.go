@@ -117,7 +117,7 @@ type options struct {
 	maxRequests  int64
 	signetBin    string
 	signetLog    string
-	bBin         string // signet-b: another binary (default: signet's)
+	bBin         string   // signet-b: another binary (default: signet's)
 	bLog         string   // signet-b: another log level (default: signet's)
 	bEnv         []string // signet-b: extra environment, e.g. GODEBUG=http2client=0
 	bareH2       bool     // the bare hop offers HTTP/2 to TLS upstreams
