@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -76,17 +78,31 @@ type Account struct {
 	Region string `yaml:"region"`
 	// Credentials are what signet signs with for this account.
 	Credentials Credentials `yaml:"credentials"`
-	// ChunkedUpstream is how aws-chunked uploads are forwarded: decode (the payload, with
-	// its decoded Content-Length; R2 refuses chunk-signed bodies) or passthrough
-	// (STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies with a Content-Length are forwarded framed,
-	// only the headers re-signed; other modes are still decoded). Default: `decode`.
-	ChunkedUpstream string `yaml:"chunked_upstream"`
+	// Timeouts bound the phases of each request to this account's upstream.
+	Timeouts Timeouts `yaml:"timeouts"`
 }
 
-// ChunkedUpstream values.
+// Timeouts bound how long signet waits on an upstream, phase by phase, so that a dead or
+// hung upstream costs a client a 504 within a minute rather than a hung request. None
+// bounds a body in flight, so a long download or upload is never cut; a body that stalls
+// is BodyIdleTimeout's.
+type Timeouts struct {
+	// Dial bounds opening a TCP connection (DNS included). Default: `5s`.
+	Dial Duration `yaml:"dial"`
+	// TLSHandshake bounds the TLS handshake. Default: `10s`.
+	TLSHandshake Duration `yaml:"tls_handshake"`
+	// ResponseHeader bounds the wait for the response headers once the request, body
+	// included, is sent (a large CompleteMultipartUpload may take a while). Default: `30s`.
+	ResponseHeader Duration `yaml:"response_header"`
+}
+
+// An account's upstream timeouts when the config sets none: together under a minute, so
+// a client of an upstream that accepts connections and never answers gets its 504 well
+// before its own SDK gives up.
 const (
-	ChunkedDecode      = "decode"
-	ChunkedPassthrough = "passthrough"
+	DefaultDialTimeout           = Duration(5 * time.Second)
+	DefaultTLSHandshakeTimeout   = Duration(10 * time.Second)
+	DefaultResponseHeaderTimeout = Duration(30 * time.Second)
 )
 
 // IsR2 reports whether the account is an R2 account.
@@ -107,6 +123,9 @@ type Credentials struct {
 	R2TempLocal *R2TempLocal `yaml:"r2_temp_local"`
 	// File is a JSON or YAML credentials file, re-read whenever it changes.
 	File string `yaml:"file"`
+	// AWS takes credentials as the AWS SDK for Go does (its default chain, or a profile),
+	// optionally assuming a role with them. `aws: {}` is the default chain.
+	AWS *AWS `yaml:"aws"`
 
 	// RefreshRatio is the fraction of a minted credential's lifetime after which it is
 	// re-minted in the background. Default: `0.667`.
@@ -114,6 +133,10 @@ type Credentials struct {
 	// SafetyMargin: credentials expiring sooner than this are never signed with; it must
 	// outlast the longest request. Default: `1m`.
 	SafetyMargin Duration `yaml:"safety_margin"`
+	// MaxKeys caps the credentials a minted source (r2_temp_api, r2_temp_local) holds at
+	// once, one per bucket and scope: a glob route mints for whatever bucket names clients
+	// send. Beyond it the key used least recently is dropped. Default: `1024`.
+	MaxKeys int `yaml:"max_keys"`
 }
 
 // Credential sources, as `signet check` names them.
@@ -122,6 +145,7 @@ const (
 	SourceR2TempAPI   = "r2_temp_api"
 	SourceR2TempLocal = "r2_temp_local"
 	SourceFile        = "file"
+	SourceAWS         = "aws"
 )
 
 // Source names the configured credential source.
@@ -133,6 +157,8 @@ func (c *Credentials) Source() string {
 		return SourceR2TempLocal
 	case c.File != "":
 		return SourceFile
+	case c.AWS != nil:
+		return SourceAWS
 	default:
 		return SourceStatic
 	}
@@ -156,6 +182,17 @@ type R2TempAPI struct {
 	TTL Duration `yaml:"ttl"`
 	// APIBaseURL is the Cloudflare API. Default: `https://api.cloudflare.com/client/v4`.
 	APIBaseURL string `yaml:"api_base_url"`
+	// APIBudget is how many API calls signet makes with this API token per
+	// APIBudgetWindow, shared by every account that uses the token. Cloudflare allows 1200
+	// calls in 5 minutes per user, and going over blocks every call for 5 minutes; beyond
+	// the budget, presigned URLs and first mints fail with 503 SlowDown and Retry-After.
+	// Default: `1000`.
+	APIBudget int `yaml:"api_budget"`
+	// APIBudgetWindow is the window APIBudget counts in. Default: `5m`.
+	APIBudgetWindow Duration `yaml:"api_budget_window"`
+	// APIRefreshReserve is the part of APIBudget kept for refreshing credentials in use:
+	// presigned URLs, first mints and retries get only the rest. Default: `250`.
+	APIRefreshReserve int `yaml:"api_refresh_reserve"`
 }
 
 // R2TempLocal configures local minting: an HS256 JWT signed with the parent secret.
@@ -165,6 +202,52 @@ type R2TempLocal struct {
 	ParentSecretAccessKeyFile string `yaml:"parent_secret_access_key_file"`
 	// TTL is each credential's lifetime (1s to 7 days). Default: `15m`.
 	TTL Duration `yaml:"ttl"`
+}
+
+// AWS configures credentials from the AWS SDK for Go: the default chain (environment,
+// shared config and credentials files, web identity, container credentials, instance
+// metadata) or a named profile, and then, with RoleARN, an STS AssumeRole with them. The
+// SDK only fetches: signet's own cache holds and refreshes what it returns.
+type AWS struct {
+	// Profile is a named profile of the shared config and credentials files.
+	// Default: the SDK's (AWS_PROFILE, else `default`).
+	Profile string `yaml:"profile"`
+	// RoleARN, when set, is a role assumed (STS AssumeRole) with the chain's credentials.
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is the external ID the role's trust policy asks for. Needs role_arn.
+	ExternalID string `yaml:"external_id"`
+	// SessionName names the role session (2 to 64 of A-Z a-z 0-9 + = , . @ - _). Needs
+	// role_arn. Default: `signet-<hostname>`.
+	SessionName string `yaml:"session_name"`
+	// Duration is the assumed role's session lifetime, 15m to 12h (the role's maximum
+	// session duration caps it). Needs role_arn. Default: `1h`.
+	Duration Duration `yaml:"duration"`
+	// STSEndpoint is the STS endpoint for every STS call: role_arn's AssumeRole, web
+	// identity, roles of profiles. Default: the SDK's regional STS for the account's region.
+	STSEndpoint string `yaml:"sts_endpoint"`
+}
+
+// DefaultAWSRoleDuration is an assumed role's session lifetime when duration is unset.
+const DefaultAWSRoleDuration = time.Hour
+
+// DefaultAWSSessionName is the role session name when session_name is unset:
+// signet-<hostname>, with the characters STS refuses dropped, at most 64 long.
+func DefaultAWSSessionName() string {
+	host, _ := os.Hostname()
+	name := "signet-" + strings.Map(func(r rune) rune {
+		if isSessionNameChar(r) {
+			return r
+		}
+		return -1
+	}, host)
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strings.TrimSuffix(name, "-") // "signet-" when the host name is unusable
+}
+
+func isSessionNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@-_", r)
 }
 
 // Access levels of a route.
@@ -294,8 +377,28 @@ type Log struct {
 	Level string `yaml:"level"`
 }
 
-// Defaults.
+// Defaults, the one place each is set: other packages take these values explicitly (or
+// fall back to these constants for zero options).
 const (
+	// DefaultRefreshRatio is credentials.refresh_ratio: re-mint at 2/3 of the lifetime.
+	DefaultRefreshRatio = 2.0 / 3
+	// DefaultSafetyMargin is credentials.safety_margin.
+	DefaultSafetyMargin = time.Minute
+	// DefaultR2APITTL and DefaultR2LocalTTL are the ttl of r2_temp_api and r2_temp_local.
+	DefaultR2APITTL   = time.Hour
+	DefaultR2LocalTTL = 15 * time.Minute
+	// MaxR2TTL is the longest lifetime R2 gives a temporary credential, by either way of
+	// minting (the API's ttlSeconds maximum, 604800), and of a presigned URL.
+	MaxR2TTL = 7 * 24 * time.Hour
+	// DefaultMaxKeys is credentials.max_keys.
+	DefaultMaxKeys = 1024
+	// DefaultAPIBudget, DefaultAPIBudgetWindow and DefaultAPIRefreshReserve are
+	// r2_temp_api's api_budget, api_budget_window and api_refresh_reserve: under
+	// Cloudflare's 1200 calls in 5 minutes, leaving room for the dashboard and other tools.
+	DefaultAPIBudget         = 1000
+	DefaultAPIBudgetWindow   = 5 * time.Minute
+	DefaultAPIRefreshReserve = 250
+
 	DefaultCloudflareAPI = "https://api.cloudflare.com/client/v4"
 	DefaultListen        = "127.0.0.1:9000"
 	DefaultAdminListen   = "127.0.0.1:9001"
@@ -319,22 +422,51 @@ func (c *Config) ApplyDefaults() {
 		}
 		cr := &a.Credentials
 		if cr.RefreshRatio == 0 {
-			cr.RefreshRatio = 2.0 / 3
+			cr.RefreshRatio = DefaultRefreshRatio
 		}
 		if cr.SafetyMargin == 0 {
-			cr.SafetyMargin = Duration(time.Minute)
+			cr.SafetyMargin = Duration(DefaultSafetyMargin)
 		}
-		if cr.R2TempAPI != nil && cr.R2TempAPI.TTL == 0 {
-			cr.R2TempAPI.TTL = Duration(time.Hour)
+		if cr.MaxKeys == 0 {
+			cr.MaxKeys = DefaultMaxKeys
 		}
-		if cr.R2TempAPI != nil && cr.R2TempAPI.APIBaseURL == "" {
-			cr.R2TempAPI.APIBaseURL = DefaultCloudflareAPI
+		if api := cr.R2TempAPI; api != nil {
+			if api.TTL == 0 {
+				api.TTL = Duration(DefaultR2APITTL)
+			}
+			if api.APIBaseURL == "" {
+				api.APIBaseURL = DefaultCloudflareAPI
+			}
+			if api.APIBudget == 0 {
+				api.APIBudget = DefaultAPIBudget
+			}
+			if api.APIBudgetWindow == 0 {
+				api.APIBudgetWindow = Duration(DefaultAPIBudgetWindow)
+			}
+			if api.APIRefreshReserve == 0 {
+				api.APIRefreshReserve = min(DefaultAPIRefreshReserve, api.APIBudget/4)
+			}
 		}
 		if cr.R2TempLocal != nil && cr.R2TempLocal.TTL == 0 {
-			cr.R2TempLocal.TTL = Duration(15 * time.Minute)
+			cr.R2TempLocal.TTL = Duration(DefaultR2LocalTTL)
 		}
-		if a.ChunkedUpstream == "" {
-			a.ChunkedUpstream = ChunkedDecode
+		if r := cr.AWS; r != nil && r.RoleARN != "" {
+			// Only with a role: without one, these settings mean nothing and Validate says so.
+			if r.SessionName == "" {
+				r.SessionName = DefaultAWSSessionName()
+			}
+			if r.Duration == 0 {
+				r.Duration = Duration(DefaultAWSRoleDuration)
+			}
+		}
+		if a.Timeouts.Dial == 0 {
+			a.Timeouts.Dial = DefaultDialTimeout
+		}
+		if a.Timeouts.TLSHandshake == 0 {
+			a.Timeouts.TLSHandshake = DefaultTLSHandshakeTimeout
+		}
+		if a.Timeouts.ResponseHeader == 0 {
+			a.Timeouts.ResponseHeader = DefaultResponseHeaderTimeout
 		}
 		if a.Region == "" {
 			a.Region = DefaultS3Region

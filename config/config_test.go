@@ -93,7 +93,7 @@ buckets:
     account: prod
 `,
 			want: []string{
-				`c.yaml:7: buckets[0].account: unknown account "prdo" (known: prod)`,
+				`c.yaml:7: buckets[0].account: unknown account "prdo" (did you mean "prod"?) (known: prod)`,
 				`c.yaml:10: buckets[1].jurisdiction: unknown jurisdiction "mars"`,
 				`c.yaml:11: buckets[2].name: "logs-[a" is not a valid glob`,
 			},
@@ -130,6 +130,44 @@ buckets:
 			},
 		},
 		{
+			name: "api budget and key cap out of range",
+			yaml: `accounts:
+  cf:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      r2_temp_api: {api_token: t, parent_access_key_id: p, api_budget: 100, api_refresh_reserve: 100, api_budget_window: -1s}
+      max_keys: -1
+buckets: [{name: abc, account: cf}]
+`,
+			want: []string{
+				`accounts.cf.credentials.r2_temp_api.api_refresh_reserve: 100 must be at least 0 and less than api_budget (100)`,
+				`accounts.cf.credentials.r2_temp_api.api_budget_window: must be positive`,
+				`accounts.cf.credentials.max_keys: -1 must be at least 1`,
+			},
+		},
+		{
+			name: "an endpoint or api url with a password never prints it (issue 12 item 5)",
+			yaml: `accounts:
+  s3:
+    endpoint: https://user:hunter2-pass@h.example/path
+    credentials: {access_key_id: a, secret_access_key: b}
+  bad:
+    endpoint: "https://user:hunter2-pass@h ex/%zz"
+    credentials: {access_key_id: a, secret_access_key: b}
+  cf:
+    r2_account_id: 0123456789abcdef0123456789abcdef
+    credentials:
+      r2_temp_api: {api_token: t, parent_access_key_id: p, api_base_url: "ftp://me:hunter2-pass@api.example"}
+buckets: [{name: abc, account: s3}]
+`,
+			want: []string{
+				`accounts.s3.endpoint: "https://user:xxxxx@h.example/path": give only scheme://host[:port]`,
+				`accounts.bad.endpoint: "https://xxxxx@h ex/%zz" is not a URL`,
+				`accounts.cf.credentials.r2_temp_api.api_base_url: "ftp://me:xxxxx@api.example" is not an http(s) URL`,
+			},
+			not: []string{"hunter2"},
+		},
+		{
 			name: "network listen without clients, and bad clients",
 			yaml: `listen: 0.0.0.0:9000
 clients:
@@ -156,8 +194,8 @@ buckets: [{name: abc, account: a}]
 			name: "type errors have lines and paths",
 			yaml: "listen: [a]\nmax_concurrent_requests: lots\naccounts:\n  a:\n    endpoint: http://h\n    credentials: {access_key_id: a, secret_access_key: b}\nbuckets: [{name: abc, account: a}]\n",
 			want: []string{
-				"c.yaml:1: listen: cannot unmarshal !!seq into string",
-				"c.yaml:2: max_concurrent_requests: cannot unmarshal !!str `lots` into int",
+				"c.yaml:1: listen: must be a single value, not a list",
+				`c.yaml:2: max_concurrent_requests: "lots" is not a whole number`,
 			},
 		},
 		{
@@ -206,7 +244,7 @@ buckets:
 		{
 			name: "a root that is not a mapping",
 			yaml: "- a\n",
-			want: []string{"c.yaml:1: cannot unmarshal !!seq into config.Config"},
+			want: []string{"c.yaml:1: the file must be a mapping of settings (listen:, accounts:, buckets: ...), not a list"},
 		},
 		{
 			name: "syntax error with a hint for unquoted env references",
@@ -435,5 +473,33 @@ func TestShortTTLWithSmallerMargin(t *testing.T) {
 	y := "accounts:\n  e:\n    r2_account_id: 0123456789abcdef0123456789abcdef\n    credentials:\n      r2_temp_local: {parent_access_key_id: p, parent_secret_access_key: s, ttl: 1m}\n      safety_margin: 10s\nbuckets: [{name: abc, account: e}]\n"
 	if _, err := Parse("c.yaml", []byte(y), env(nil)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCredentialDefaults: the credential defaults come from one place, ApplyDefaults; the
+// refresh reserve is at most a quarter of a smaller budget.
+func TestCredentialDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		api         string
+		wantBudget  int
+		wantReserve int
+	}{
+		{name: "defaults", api: "{api_token: t, parent_access_key_id: p}", wantBudget: DefaultAPIBudget, wantReserve: DefaultAPIRefreshReserve},
+		{name: "a small budget", api: "{api_token: t, parent_access_key_id: p, api_budget: 100}", wantBudget: 100, wantReserve: 25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte("accounts:\n  cf:\n    r2_account_id: 0123456789abcdef0123456789abcdef\n    credentials:\n      r2_temp_api: "+tc.api+"\nbuckets: [{name: abc, account: cf}]\n"), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg.Accounts["cf"].Credentials
+			a := c.R2TempAPI
+			if a.APIBudget != tc.wantBudget || a.APIRefreshReserve != tc.wantReserve || a.APIBudgetWindow != Duration(DefaultAPIBudgetWindow) ||
+				c.MaxKeys != DefaultMaxKeys || c.RefreshRatio != DefaultRefreshRatio || c.SafetyMargin != Duration(DefaultSafetyMargin) ||
+				a.TTL != Duration(DefaultR2APITTL) || a.APIBaseURL != DefaultCloudflareAPI {
+				t.Errorf("defaults: %+v %+v", c, a)
+			}
+		})
 	}
 }

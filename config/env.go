@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -34,13 +35,44 @@ func FromEnv(lookupEnv func(string) (string, bool)) (*Config, error) {
 		}},
 		Buckets: []*Bucket{{Name: "*", Account: "r2", Jurisdiction: get("R2_JURISDICTION")}},
 	}
-	cfg.ApplyDefaults()
-	if fes := cfg.Validate(); len(fes) > 0 {
-		errs := make([]error, len(fes))
-		for i, fe := range fes {
-			errs[i] = fmt.Errorf("zero-config from R2_* environment variables: %w", fe)
+	var errs []error
+	if v := get(EnvAllowAnonymousNetwork); v != "" {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q is not true or false", EnvAllowAnonymousNetwork, v))
 		}
+		cfg.AllowAnonymousNetwork = allow
+	}
+	cfg.ApplyDefaults()
+	for _, fe := range cfg.Validate() {
+		// Name what the user set, not the config paths of the config built from it.
+		if name, ok := envOf(formatPath(fe.Path)); ok {
+			errs = append(errs, fmt.Errorf("%s: %w", name, fe.Err))
+		} else {
+			errs = append(errs, fmt.Errorf("zero-config mode: %w", fe))
+		}
+	}
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return cfg, nil
+}
+
+// EnvAllowAnonymousNetwork is allow_anonymous_network for zero-config mode, which has no
+// file to set it in (a container listening on all its addresses needs it).
+const EnvAllowAnonymousNetwork = "SIGNET_ALLOW_ANONYMOUS_NETWORK"
+
+// envOf names the environment variable behind a path of the zero-config config.
+func envOf(path string) (string, bool) {
+	switch path {
+	case "accounts.r2.r2_account_id":
+		return "R2_ACCOUNT_ID", true
+	case "accounts.r2.endpoint":
+		return "R2_ENDPOINT", true
+	case "accounts.r2.credentials", "accounts.r2.credentials.access_key_id":
+		return "R2_ACCESS_KEY_ID", true
+	case "buckets[0].jurisdiction":
+		return "R2_JURISDICTION", true
+	}
+	return "", false
 }

@@ -18,10 +18,13 @@ import (
 func Load(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrRead, err)
 	}
 	return Parse(path, raw, os.LookupEnv)
 }
+
+// ErrRead marks Load's failure to read the file at all, as opposed to a file with mistakes.
+var ErrRead = errors.New("read config")
 
 // Parse is Load on bytes already read; name prefixes error messages and lookupEnv resolves
 // ${NAME} references.
@@ -40,11 +43,15 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 	strict := yaml.NewDecoder(bytes.NewReader(raw))
 	strict.KnownFields(true)
 	var scratch Config
+	var keys []*keyProblem
+	repeated := false
 	if err := strict.Decode(&scratch); err != nil {
 		if te, ok := errors.AsType[*yaml.TypeError](err); ok {
 			for _, msg := range te.Errors {
-				if e := keyError(name, msg); e != nil {
-					errs = append(errs, e)
+				if kp := keyError(name, &root, msg); kp != nil {
+					errs = append(errs, kp.err)
+					keys = append(keys, kp)
+					repeated = repeated || kp.repeated
 				}
 			}
 		}
@@ -53,6 +60,12 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 	fromEnv := map[*yaml.Node]bool{}
 	errs = append(errs, expandEnv(name, &root, lookupEnv, fromEnv)...)
 
+	// taints are the paths that a mistake above left unset or partly set: what Validate
+	// says about them would be a follow-on of that one mistake.
+	var taints [][]any
+	for _, kp := range keys {
+		taints = append(taints, kp.taints...)
+	}
 	var cfg Config
 	if err := root.Decode(&cfg); err != nil {
 		te, ok := errors.AsType[*yaml.TypeError](err)
@@ -61,17 +74,27 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 		}
 		at := indexNodes(&root)
 		for _, msg := range te.Errors {
-			if keyError(name, msg) == nil {
-				errs = append(errs, at.typeError(name, msg))
+			if keyError(name, &root, msg) == nil {
+				e, path, found := at.typeError(name, msg)
+				errs = append(errs, e)
+				if found {
+					taints = append(taints, path)
+				}
 			}
 		}
 	}
-	// Validate even after decoding errors, so that one run reports every problem; a field
-	// that failed to decode is left zero and may add a "required" error of its own.
+	// Validate even after decoding errors, so that one run reports every problem, but
+	// leave out what the mistakes already reported imply. A repeated key leaves its
+	// whole mapping undecoded: there is nothing sound to validate.
 	cfg.ApplyDefaults()
-	for _, fe := range cfg.Validate() {
-		line := lineOf(&root, fe.Path)
-		errs = append(errs, fmt.Errorf("%s:%d: %w", name, line, fe))
+	if !repeated {
+		for _, fe := range cfg.Validate() {
+			if followOn(fe, taints, keys) {
+				continue
+			}
+			line := lineOf(&root, fe.Path)
+			errs = append(errs, fmt.Errorf("%s:%d: %w", name, line, fe))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -85,11 +108,25 @@ func Parse(name string, raw []byte, lookupEnv func(string) (string, bool)) (*Con
 	return &cfg, nil
 }
 
-var (
-	unknownKey = regexp.MustCompile(`^line (\d+): field (\S+) (not found|already set) in type \S+$`)
-	// atLine matches the YAML library's messages, and nodeError's, which add a column.
-	atLine = regexp.MustCompile(`^line (\d+): (?:column (\d+): )?(.*)$`)
-)
+// atLine matches the YAML library's messages, and nodeError's, which add a column.
+var atLine = regexp.MustCompile(`^line (\d+): (?:column (\d+): )?(.*)$`)
+
+// followOn reports whether fe only restates a mistake already reported: it is about a
+// path that mistake left unset, names the key a misspelt one was meant to be, or checks
+// a bucket's account against accounts that did not decode.
+func followOn(fe *FieldError, taints [][]any, keys []*keyProblem) bool {
+	for _, t := range taints {
+		if hasPrefix(fe.Path, t) || hasPrefix([]any{"accounts"}, t) && errors.Is(fe.Err, errUnknownAccount) {
+			return true
+		}
+	}
+	for _, kp := range keys {
+		if kp.meant != "" && slices.Equal(fe.Path, kp.parent) && strings.Contains(fe.Err.Error(), kp.meant) {
+			return true
+		}
+	}
+	return false
+}
 
 // nodeError is how an UnmarshalYAML method reports a bad value: as a *yaml.TypeError, which
 // the decoder collects before going on to the rest of the file (any other error stops it),
@@ -112,19 +149,6 @@ func describeNode(n *yaml.Node) string {
 	default:
 		return "this value"
 	}
-}
-
-// keyError rewrites the YAML library's unknown/duplicate key message in signet's terms, or
-// returns nil when msg is about something else.
-func keyError(name, msg string) error {
-	m := unknownKey.FindStringSubmatch(msg)
-	if m == nil {
-		return nil
-	}
-	if m[3] == "already set" {
-		return fmt.Errorf("%s:%s: key %q is given twice", name, m[1], m[2])
-	}
-	return fmt.Errorf("%s:%s: unknown key %q", name, m[1], m[2])
 }
 
 // nodeIndex holds the path of every node of a file by position, because the YAML library
@@ -198,18 +222,23 @@ func (x *nodeIndex) pathOf(line, column int) []any {
 }
 
 // typeError rewrites a "line N: " type error of the YAML library, or nodeError's, as
-// "name:N: path: message".
-func (x *nodeIndex) typeError(name, msg string) error {
+// "name:N: path: message", and returns the path, found reporting whether there is one
+// (nil for the root).
+func (x *nodeIndex) typeError(name, msg string) (err error, path []any, found bool) {
 	m := atLine.FindStringSubmatch(msg)
 	if m == nil {
-		return fmt.Errorf("%s: %s", name, msg)
+		return fmt.Errorf("%s: %s", name, decodeError(msg)), nil, false
 	}
 	line, _ := strconv.Atoi(m[1])
 	column, _ := strconv.Atoi(m[2]) // 0 when there is none
+	text := decodeError(m[3])
 	if p := x.pathOf(line, column); len(p) > 0 {
-		return fmt.Errorf("%s:%d: %s: %s", name, line, formatPath(p), m[3])
+		return fmt.Errorf("%s:%d: %s: %s", name, line, formatPath(p), text), p, true
 	}
-	return fmt.Errorf("%s:%d: %s", name, line, m[3])
+	if text != m[3] && strings.Contains(m[3], "config.Config") {
+		return fmt.Errorf("%s:%d: the file %s", name, line, strings.Replace(text, "must be a mapping of settings", "must be a mapping of settings (listen:, accounts:, buckets: ...)", 1)), nil, true
+	}
+	return fmt.Errorf("%s:%d: %s", name, line, text), nil, false
 }
 
 // parserProblems are the problems of yaml.v3's parser (parserc.go). Their "line N" is

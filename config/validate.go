@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// errUnknownAccount marks a route naming an account the config does not have.
+var errUnknownAccount = errors.New("unknown account")
+
 // Validate checks the whole config and returns every problem found. It does no I/O.
 // Call ApplyDefaults first.
 func (c *Config) Validate() []*FieldError {
@@ -24,10 +27,8 @@ func (c *Config) Validate() []*FieldError {
 	} else if err := c.CheckExposure(c.Listen); err != nil {
 		bad(err, "listen")
 	}
-	if c.AdminListen != "off" {
-		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
-			bad(fmt.Errorf("%q is not host:port or off", c.AdminListen), "admin_listen")
-		}
+	if err := CheckAdminListen(c.AdminListen); err != nil {
+		bad(err, "admin_listen")
 	}
 	if c.ShutdownTimeout < 0 {
 		bad(errors.New("must not be negative"), "shutdown_timeout")
@@ -76,7 +77,7 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if cl.Access != AccessReadWrite && cl.Access != AccessReadOnly {
-			bad(fmt.Errorf("%q is not read-write or read-only", cl.Access), at("access")...)
+			bad(fmt.Errorf("%q is not read-write or read-only%s", cl.Access, didYouMean(cl.Access, []string{AccessReadWrite, AccessReadOnly})), at("access")...)
 		}
 	}
 	for i, s := range c.VirtualHostSuffixes {
@@ -87,12 +88,12 @@ func (c *Config) Validate() []*FieldError {
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		bad(fmt.Errorf("%q is not text or json", c.Log.Format), "log", "format")
+		bad(fmt.Errorf("%q is not text or json%s", c.Log.Format, didYouMean(c.Log.Format, []string{"text", "json"})), "log", "format")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad(fmt.Errorf("%q is not debug, info, warn or error", c.Log.Level), "log", "level")
+		bad(fmt.Errorf("%q is not debug, info, warn or error%s", c.Log.Level, didYouMean(c.Log.Level, []string{"debug", "info", "warn", "error"})), "log", "level")
 	}
 
 	if len(c.Accounts) == 0 {
@@ -121,8 +122,13 @@ func (c *Config) Validate() []*FieldError {
 				bad(err, at("endpoint")...)
 			}
 		}
-		if a.ChunkedUpstream != ChunkedDecode && a.ChunkedUpstream != ChunkedPassthrough {
-			bad(fmt.Errorf("%q is not decode or passthrough", a.ChunkedUpstream), at("chunked_upstream")...)
+		for _, t := range []struct {
+			key string
+			d   Duration
+		}{{"dial", a.Timeouts.Dial}, {"tls_handshake", a.Timeouts.TLSHandshake}, {"response_header", a.Timeouts.ResponseHeader}} {
+			if t.d < 0 {
+				bad(errors.New("must not be negative"), at("timeouts", t.key)...)
+			}
 		}
 		for _, fe := range a.Credentials.validate() {
 			bad(fe.Err, append(at("credentials"), fe.Path...)...)
@@ -166,10 +172,10 @@ func (c *Config) Validate() []*FieldError {
 		case b.Account == "":
 			bad(errors.New("account is required"), at()...)
 		case !ok:
-			bad(fmt.Errorf("unknown account %q (known: %s)", b.Account, strings.Join(names, ", ")), at("account")...)
+			bad(fmt.Errorf("%w %q%s (known: %s)", errUnknownAccount, b.Account, didYouMean(b.Account, names), strings.Join(names, ", ")), at("account")...)
 		}
 		if !slices.Contains(jurisdictions, b.Jurisdiction) {
-			bad(fmt.Errorf("unknown jurisdiction %q (use %s)", b.Jurisdiction, strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
+			bad(fmt.Errorf("unknown jurisdiction %q%s (use %s)", b.Jurisdiction, didYouMean(b.Jurisdiction, jurisdictions), strings.Join(jurisdictions, ", ")), at("jurisdiction")...)
 		} else if ok && a != nil && !a.IsR2() && b.Jurisdiction != "default" {
 			bad(fmt.Errorf("jurisdiction %q needs an R2 account; account %q has none", b.Jurisdiction, b.Account), at("jurisdiction")...)
 		}
@@ -179,14 +185,14 @@ func (c *Config) Validate() []*FieldError {
 			}
 		}
 		if b.Access != AccessReadWrite && b.Access != AccessReadOnly {
-			bad(fmt.Errorf("%q is not read-write or read-only", b.Access), at("access")...)
+			bad(fmt.Errorf("%q is not read-write or read-only%s", b.Access, didYouMean(b.Access, []string{AccessReadWrite, AccessReadOnly})), at("access")...)
 		}
 		if len(b.Actions) > 0 && (!ok || a == nil || a.Credentials.R2TempLocal == nil) {
 			bad(errors.New("actions narrow locally minted credentials: the account needs r2_temp_local"), at("actions")...)
 		}
 		for j, act := range b.Actions {
 			if !slices.Contains(R2Actions(), act) {
-				bad(fmt.Errorf("unknown action %q (use %s)", act, strings.Join(R2Actions(), ", ")), at("actions", j)...)
+				bad(fmt.Errorf("unknown action %q%s (use %s)", act, didYouMean(act, R2Actions()), strings.Join(R2Actions(), ", ")), at("actions", j)...)
 			}
 		}
 	}
@@ -198,13 +204,13 @@ func (c *Credentials) validate() []*FieldError {
 	bad := func(err error, p ...any) { errs = append(errs, &FieldError{Path: p, Err: err}) }
 	static := c.AccessKeyID != "" || c.AccessKeyIDFile != "" || c.SecretAccessKey != "" || c.SecretAccessKeyFile != ""
 	n := 0
-	for _, set := range []bool{static, c.R2TempAPI != nil, c.R2TempLocal != nil, c.File != ""} {
+	for _, set := range []bool{static, c.R2TempAPI != nil, c.R2TempLocal != nil, c.File != "", c.AWS != nil} {
 		if set {
 			n++
 		}
 	}
 	if n > 1 {
-		bad(errors.New("give exactly one credential source: static keys, r2_temp_api, r2_temp_local or file"))
+		bad(errors.New("give exactly one credential source: static keys, r2_temp_api, r2_temp_local, file or aws"))
 		return errs
 	}
 	if c.RefreshRatio <= 0 || c.RefreshRatio >= 1 {
@@ -213,10 +219,13 @@ func (c *Credentials) validate() []*FieldError {
 	if c.SafetyMargin < 0 {
 		bad(errors.New("must not be negative"), "safety_margin")
 	}
-	checkTTL := func(d Duration, p ...any) {
+	if c.MaxKeys < 1 {
+		bad(fmt.Errorf("%d must be at least 1", c.MaxKeys), "max_keys")
+	}
+	checkLifetime := func(d Duration, lo, hi time.Duration, span string, p ...any) {
 		ttl := time.Duration(d)
-		if ttl < time.Second || ttl > 7*24*time.Hour {
-			bad(fmt.Errorf("%s must be between 1s and 168h (7 days)", ttl), p...)
+		if ttl < lo || ttl > hi {
+			bad(fmt.Errorf("%s must be between %s", ttl, span), p...)
 			return
 		}
 		// A credential must still be usable when its refresh is due, or every request
@@ -228,7 +237,37 @@ func (c *Credentials) validate() []*FieldError {
 			}
 		}
 	}
+	checkTTL := func(d Duration, p ...any) {
+		checkLifetime(d, time.Second, MaxR2TTL, "1s and "+MaxR2TTL.String()+" (7 days)", p...)
+	}
 	switch {
+	case c.AWS != nil:
+		a := c.AWS
+		if a.RoleARN == "" {
+			for _, f := range []struct {
+				name string
+				set  bool
+			}{{"external_id", a.ExternalID != ""}, {"session_name", a.SessionName != ""}, {"duration", a.Duration != 0}} {
+				if f.set {
+					bad(errors.New("needs role_arn: it configures the role signet assumes"), "aws", f.name)
+				}
+			}
+		} else {
+			if err := checkRoleARN(a.RoleARN); err != nil {
+				bad(err, "aws", "role_arn")
+			}
+			if err := checkSessionName(a.SessionName); err != nil {
+				bad(err, "aws", "session_name")
+			}
+			// STS's DurationSeconds: 900 to 43200.
+			checkLifetime(a.Duration, 15*time.Minute, 12*time.Hour, "15m and 12h (what STS accepts)", "aws", "duration")
+		}
+		if a.STSEndpoint != "" {
+			if err := checkEndpoint(a.STSEndpoint); err != nil {
+				bad(err, "aws", "sts_endpoint")
+			}
+		}
+		return errs
 	case c.R2TempAPI != nil:
 		a := c.R2TempAPI
 		if (a.APIToken == "") == (a.APITokenFile == "") {
@@ -238,8 +277,17 @@ func (c *Credentials) validate() []*FieldError {
 			bad(errors.New("parent_access_key_id is required"), "r2_temp_api")
 		}
 		checkTTL(a.TTL, "r2_temp_api", "ttl")
+		if a.APIBudget < 1 {
+			bad(fmt.Errorf("%d must be at least 1", a.APIBudget), "r2_temp_api", "api_budget")
+		}
+		if a.APIBudgetWindow <= 0 {
+			bad(errors.New("must be positive"), "r2_temp_api", "api_budget_window")
+		}
+		if a.APIRefreshReserve < 0 || a.APIRefreshReserve >= a.APIBudget {
+			bad(fmt.Errorf("%d must be at least 0 and less than api_budget (%d): the rest is what presigned URLs and first mints may use", a.APIRefreshReserve, a.APIBudget), "r2_temp_api", "api_refresh_reserve")
+		}
 		if u, err := url.Parse(a.APIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(fmt.Errorf("%q is not an http(s) URL", a.APIBaseURL), "r2_temp_api", "api_base_url")
+			bad(fmt.Errorf("%q is not an http(s) URL", redactURL(a.APIBaseURL)), "r2_temp_api", "api_base_url")
 		}
 		return errs
 	case c.R2TempLocal != nil:
@@ -281,18 +329,57 @@ func R2Actions() []string {
 	}
 }
 
+// checkRoleARN accepts an IAM role ARN in any partition: arn:<partition>:iam::<12
+// digits>:role/<path and name>.
+func checkRoleARN(s string) error {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || !strings.HasPrefix(parts[1], "aws") || parts[2] != "iam" || parts[3] != "" ||
+		len(parts[4]) != 12 || strings.Trim(parts[4], "0123456789") != "" ||
+		!strings.HasPrefix(parts[5], "role/") || len(parts[5]) == len("role/") {
+		return fmt.Errorf("%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", s)
+	}
+	return nil
+}
+
+// checkSessionName applies STS's RoleSessionName rule: 2 to 64 of [\w+=,.@-].
+func checkSessionName(s string) error {
+	if len(s) < 2 || len(s) > 64 || strings.IndexFunc(s, func(r rune) bool { return !isSessionNameChar(r) }) >= 0 {
+		return fmt.Errorf("%q must be 2 to 64 characters of A-Z a-z 0-9 + = , . @ - _", s)
+	}
+	return nil
+}
+
 func checkEndpoint(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
+		return fmt.Errorf("%q is not a URL", redactURL(s))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: the scheme must be http or https", s)
+		return fmt.Errorf("%q: the scheme must be http or https", redactURL(s))
 	}
 	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", s)
+		return fmt.Errorf("%q: give only scheme://host[:port], with no path, query or user", redactURL(s))
 	}
 	return nil
+}
+
+// redactURL hides the password of a URL's userinfo (https://user:pass@host), so that an
+// error about the URL cannot print it. A URL that does not parse loses everything between
+// "//" and the last "@" of its authority.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		return s
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s
+	}
+	return s[:len(s)-len(rest)] + "xxxxx" + rest[at:]
 }
 
 func isHex32(s string) bool {
@@ -379,7 +466,7 @@ func (t *TLS) validate() []*FieldError {
 			bad(errors.New("files mode needs cert_file and key_file"))
 		}
 	default:
-		bad(fmt.Errorf("%q is not off, acme, local or files", t.Mode), "mode")
+		bad(fmt.Errorf("%q is not off, acme, local or files%s", t.Mode, didYouMean(t.Mode, []string{TLSOff, TLSACME, TLSLocal, TLSFiles})), "mode")
 	}
 	for i, d := range t.Domains {
 		if !validHostname(strings.TrimPrefix(d, "*.")) {
@@ -387,6 +474,17 @@ func (t *TLS) validate() []*FieldError {
 		}
 	}
 	return errs
+}
+
+// CheckAdminListen accepts host:port and off.
+func CheckAdminListen(addr string) error {
+	if addr == "off" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port or off", addr)
+	}
+	return nil
 }
 
 // CheckListen accepts host:port and unix:///absolute/path.
@@ -419,9 +517,13 @@ func (c *Config) CheckExposure(addr string) error {
 	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
 		return nil
 	}
+	allow := "set allow_anonymous_network: true"
+	if c.ZeroConfig {
+		allow = "set " + EnvAllowAnonymousNetwork + "=true"
+	}
 	return fmt.Errorf("%q is reachable beyond this machine, and with no clients configured anyone who can connect "+
 		"may use every route with signet's credentials: configure clients, listen on 127.0.0.1 or a unix socket, "+
-		"or set allow_anonymous_network: true", addr)
+		"or %s", addr, allow)
 }
 
 // checkOrigin accepts a web origin as browsers send it in Origin: scheme://host[:port],

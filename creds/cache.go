@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/signet-proxy/signet/config"
 )
 
 // Minter mints a fresh credential for a key each time it is called. It does not cache:
@@ -40,18 +43,96 @@ type TTLMinter interface {
 	MintTTL(ctx context.Context, key Key, ttl time.Duration) (aws.Credentials, error)
 }
 
-// MintTTL mints, uncached, a credential for key that lives ttl, when the Cache's minter
-// can (a [TTLMinter]); ok is false when it cannot.
+// MintTTL returns a credential for key that lives at least ttl, for a presigned URL, when
+// the Cache's minter can mint with a lifetime of its own (a [TTLMinter]); ok is false when
+// it cannot. With a [Budget] (an API minter), every such mint is a call the budget counts
+// as low priority, so credentials are reused: one minted for the same key whose remaining
+// lifetime covers ttl is returned again, and a mint asks for up to a quarter more than ttl
+// (never past MaxR2TTL) so that the next URLs for the same object can reuse it. The URL's
+// own expiry stays what was asked; a URL holder has no secret to sign anything else with.
+// Beyond the budget it fails with a [*BudgetError].
 func (c *Cache) MintTTL(ctx context.Context, key Key, ttl time.Duration) (cr aws.Credentials, ok bool, err error) {
 	m, ok := c.minter.(TTLMinter)
 	if !ok {
 		return aws.Credentials{}, false, nil
 	}
-	cr, err = m.MintTTL(ctx, key, ttl)
-	if c.opts.OnMint != nil {
-		c.opts.OnMint(key, err, 0)
+	if c.opts.Budget == nil {
+		cr, err = m.MintTTL(ctx, key, ttl)
+		if c.opts.OnMint != nil {
+			c.opts.OnMint(key, err, 0)
+		}
+		return cr, true, err
 	}
-	return cr, true, err
+	now := c.opts.Now()
+	c.mu.Lock()
+	if p, held := c.presigned[key]; held && p.creds.Expires.Sub(now) >= ttl {
+		p.used = now
+		c.presigned[key] = p
+		c.mu.Unlock()
+		return p.creds, true, nil
+	}
+	c.mu.Unlock()
+	if err := c.opts.Budget.take(now, false); err != nil {
+		return aws.Credentials{}, true, fmt.Errorf("mint credentials for a presigned url on bucket %s: %w", key.Bucket, err)
+	}
+	life := min(ttl+(ttl/4).Truncate(time.Second), MaxR2TTL)
+	start := c.opts.Now()
+	cr, err = m.MintTTL(ctx, key, life)
+	if c.opts.OnMint != nil {
+		c.opts.OnMint(key, err, c.opts.Now().Sub(start))
+	}
+	if err != nil {
+		c.noteRateLimit(err)
+		return aws.Credentials{}, true, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cr, true, nil
+	}
+	if len(c.presigned) >= c.opts.MaxKeys {
+		c.dropPresignedLocked(now)
+	}
+	c.presigned[key] = presignedCreds{creds: cr, used: now}
+	return cr, true, nil
+}
+
+// presignedCreds is a credential minted for presigned URLs, kept for reuse.
+type presignedCreds struct {
+	creds aws.Credentials
+	used  time.Time // when it was minted or last handed out
+}
+
+// dropPresignedLocked makes room among the presign credentials: the expired ones go, or
+// else the one minted longest ago. Needs mu.
+func (c *Cache) dropPresignedLocked(now time.Time) {
+	var oldest Key
+	var oldestAt time.Time
+	dropped := false
+	for k, p := range c.presigned {
+		if !p.creds.Expires.After(now) {
+			delete(c.presigned, k)
+			dropped = true
+			continue
+		}
+		if oldestAt.IsZero() || p.used.Before(oldestAt) {
+			oldest, oldestAt = k, p.used
+		}
+	}
+	if !dropped && !oldestAt.IsZero() {
+		delete(c.presigned, oldest)
+	}
+}
+
+// noteRateLimit stops every call on the Budget until the API's Retry-After when err is a
+// 429: Cloudflare blocks the token meanwhile, and each further call would extend the block.
+func (c *Cache) noteRateLimit(err error) {
+	if c.opts.Budget == nil {
+		return
+	}
+	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusTooManyRequests {
+		c.opts.Budget.block(c.opts.Now().Add(max(apiErr.RetryAfter, c.opts.MinBackoff)))
+	}
 }
 
 // ErrClosed is returned by [Cache.Retrieve] after [Cache.Close].
@@ -81,10 +162,29 @@ type CacheOptions struct {
 	// cure (propagation delay, a revoked parent), and minting for every failing request would
 	// exhaust the Cloudflare API's rate limit. Negative means no holdoff. Default: `5s`.
 	InvalidateHoldoff time.Duration
+	// PromptMaxBackoff bounds the wait between mints that requests start while the key has
+	// no valid credential: those retry promptly (doubling from MinBackoff, ±20% jitter, a
+	// longer Retry-After or budget wait winning), so that signet recovers as soon as the API
+	// does, while the background refresh of a valid credential backs off to MaxBackoff.
+	// Default: `10s`.
+	PromptMaxBackoff time.Duration
 	// IdleLifetimes stops refreshing a key that no one has retrieved for this many lifetimes
-	// of its last credential (for a key that never minted: this many MaxBackoff). Its
-	// credential is dropped and its next Retrieve mints synchronously. Default: `3`.
+	// of its last credential. Its credential is dropped and its next Retrieve mints
+	// synchronously. Default: `3`.
 	IdleLifetimes float64
+	// MaxKeys caps the keys held at once (and, apart, the credentials kept for presigned
+	// URLs): a glob route mints for whatever bucket names clients send. A new key beyond it
+	// drops the key retrieved least recently, and that key's refresh. Default: `1024`.
+	MaxKeys int
+	// Budget, when set, counts the minter's API calls: refreshes of valid credentials may
+	// use all of it, everything else (first mints, retries while nothing is held, presigned
+	// URLs) only what its reserve leaves, and beyond that fails with a [*BudgetError]. A 429
+	// from the API blocks it until the Retry-After. Default: nil (no budget: local minting).
+	Budget *Budget
+	// Budgets is the registry [FromConfig] takes an API token's Budget from, so that the
+	// accounts sharing a token, and the accounts a reload sets up again, share its budget.
+	// NewCache itself does not read it. Default: nil (each account its own).
+	Budgets *Budgets
 	// Now is the clock used for expiry decisions. Timers run on the runtime clock, so a Now
 	// other than time.Now should advance with it. Default: time.Now.
 	Now func() time.Time
@@ -112,8 +212,30 @@ type KeyStatus struct {
 	// holds nothing, and its next Retrieve mints. Readiness checks should skip it.
 	Idle bool
 	// Failures counts consecutive failed mints; LastError is the latest (nil after a success).
+	// A key that never minted is not retried in the background: its next Retrieve mints.
 	Failures  int
 	LastError error
+	// Refused reports that upstream refused the credential held (Invalidate) within the
+	// last minute and nothing has replaced it since: Valid as it may be, requests fail.
+	Refused bool
+}
+
+// refusedFor is how long a refusal counts in KeyStatus.Refused. Refusals recur with every
+// request signed with a revoked key, so it need not last; a credential refused once, by a
+// request the upstream had some other reason to refuse, stops counting.
+const refusedFor = time.Minute
+
+// refusal records when upstream last refused a provider's credentials, and which of them:
+// gen counts the credentials a provider has held (each new set is one more).
+type refusal struct {
+	at  time.Time // zero: never
+	gen uint64
+}
+
+// counts reports whether the refusal is of the credentials of generation gen and recent
+// enough at now.
+func (r refusal) counts(gen uint64, now time.Time) bool {
+	return !r.at.IsZero() && r.gen == gen && now.Sub(r.at) < refusedFor
 }
 
 // Cache is a [Provider] that holds one credential per [Key], minted by a [Minter].
@@ -133,10 +255,14 @@ type Cache struct {
 	stop   chan struct{} // closed by Close
 	wg     sync.WaitGroup
 
-	// mu guards entries, closed and the guarded fields of each entry. The read lock serves
-	// the hot path (a valid credential); the write lock every change.
-	mu      sync.RWMutex
-	entries map[Key]*cacheEntry
+	// mu guards entries, presigned, closed and the guarded fields of each entry. The read
+	// lock serves the hot path (a valid credential); the write lock every change.
+	mu        sync.RWMutex
+	entries   map[Key]*cacheEntry
+	presigned map[Key]presignedCreds // see MintTTL
+	// evicted are entries dropped (MaxKeys) while a mint of theirs ran, for Close to wait
+	// for; pruned of finished ones at each eviction.
+	evicted []*cacheEntry
 	closed  bool
 }
 
@@ -160,11 +286,16 @@ type cacheEntry struct {
 	has         bool      // creds holds a minted credential
 	mintedAt    time.Time // when the minter was called for creds
 	refreshAt   time.Time // when creds is due for a background refresh; zero: never
-	nextAttempt time.Time // after a failure, the earliest next mint; zero otherwise
+	nextAttempt time.Time // after a failure, the earliest next background mint; zero otherwise
+	promptAt    time.Time // after a failure, the earliest next mint a request may start
 	failures    int
 	lastErr     error
-	looping     bool // a refresh loop runs for this entry
-	idle        bool // the refresh loop stopped because no one retrieved the key
+	gen         uint64  // counts the credentials minted
+	refused     refusal // the last Invalidate
+	looping     bool    // a refresh loop runs for this entry
+	idle        bool    // the refresh loop stopped because no one retrieved the key
+	removed     bool    // dropped from the Cache (MaxKeys): its loop ends
+	minting     bool    // a mint started by startMintLocked has not returned yet
 }
 
 // NewCache returns a Cache over m. It starts no goroutine until the first Retrieve.
@@ -174,7 +305,7 @@ func NewCache(m Minter, optFns ...func(*CacheOptions)) (*Cache, error) {
 		fn(&o)
 	}
 	if o.RefreshRatio == 0 {
-		o.RefreshRatio = 2.0 / 3
+		o.RefreshRatio = config.DefaultRefreshRatio
 	}
 	switch {
 	case o.RefreshJitter == 0:
@@ -182,10 +313,12 @@ func NewCache(m Minter, optFns ...func(*CacheOptions)) (*Cache, error) {
 	case o.RefreshJitter < 0:
 		o.RefreshJitter = 0
 	}
-	o.SafetyMargin = cmp.Or(o.SafetyMargin, time.Minute)
+	o.SafetyMargin = cmp.Or(o.SafetyMargin, config.DefaultSafetyMargin)
 	o.MintTimeout = cmp.Or(o.MintTimeout, 30*time.Second)
 	o.MinBackoff = cmp.Or(o.MinBackoff, time.Second)
 	o.MaxBackoff = cmp.Or(o.MaxBackoff, 5*time.Minute)
+	o.PromptMaxBackoff = cmp.Or(o.PromptMaxBackoff, 10*time.Second)
+	o.MaxKeys = cmp.Or(o.MaxKeys, config.DefaultMaxKeys)
 	o.InvalidateHoldoff = cmp.Or(o.InvalidateHoldoff, 5*time.Second)
 	if o.IdleLifetimes == 0 {
 		o.IdleLifetimes = 3
@@ -203,7 +336,10 @@ func NewCache(m Minter, optFns ...func(*CacheOptions)) (*Cache, error) {
 	if !(o.RefreshJitter >= 0 && o.RefreshJitter <= 0.25) {
 		errs = append(errs, fmt.Errorf("refresh jitter %v: must be between 0 and 0.25", o.RefreshJitter))
 	}
-	if o.SafetyMargin < 0 || o.MintTimeout < 0 || o.MinBackoff < 0 || o.MaxBackoff < 0 {
+	if o.MaxKeys < 1 {
+		errs = append(errs, fmt.Errorf("max keys %d: must be at least 1", o.MaxKeys))
+	}
+	if o.SafetyMargin < 0 || o.MintTimeout < 0 || o.MinBackoff < 0 || o.MaxBackoff < 0 || o.PromptMaxBackoff < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if o.MinBackoff > o.MaxBackoff {
@@ -220,11 +356,12 @@ func NewCache(m Minter, optFns ...func(*CacheOptions)) (*Cache, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{
-		minter:  m,
-		opts:    o,
-		log:     log,
-		stop:    make(chan struct{}),
-		entries: make(map[Key]*cacheEntry),
+		minter:    m,
+		opts:      o,
+		log:       log,
+		stop:      make(chan struct{}),
+		entries:   make(map[Key]*cacheEntry),
+		presigned: make(map[Key]presignedCreds),
 	}, nil
 }
 
@@ -259,24 +396,15 @@ func (c *Cache) retrieveSlow(ctx context.Context, key Key) (aws.Credentials, err
 		return aws.Credentials{}, ErrClosed
 	}
 	now := c.opts.Now()
-	e := c.entries[key]
-	if e == nil {
-		e = &cacheEntry{key: key, wake: make(chan struct{}, 1)}
-		c.entries[key] = e
-	}
+	e := c.entryLocked(key)
 	e.lastUsed.Store(now.UnixNano())
-	if !e.looping {
-		e.looping, e.idle = true, false
-		c.wg.Add(1)
-		go c.refreshLoop(e)
-	}
 	if c.usable(e, now) {
 		cr := e.creds
 		c.mu.Unlock()
 		return cr, nil
 	}
-	if now.Before(e.nextAttempt) {
-		err := c.noCredentials(e, now)
+	if now.Before(e.promptAt) {
+		err := c.noCredentials(e, now, e.promptAt)
 		c.mu.Unlock()
 		return aws.Credentials{}, err
 	}
@@ -294,9 +422,57 @@ func (c *Cache) retrieveSlow(ctx context.Context, key Key) (aws.Credentials, err
 	}
 }
 
+// entryLocked returns key's entry, adding it (and making room under MaxKeys) if there is
+// none. Needs mu (write), with closed false.
+func (c *Cache) entryLocked(key Key) *cacheEntry {
+	if e := c.entries[key]; e != nil {
+		return e
+	}
+	if len(c.entries) >= c.opts.MaxKeys {
+		var oldest *cacheEntry
+		for _, o := range c.entries {
+			if oldest == nil || o.lastUsed.Load() < oldest.lastUsed.Load() {
+				oldest = o
+			}
+		}
+		delete(c.entries, oldest.key)
+		oldest.removed = true
+		poke(oldest.wake)
+		c.evicted = slices.DeleteFunc(c.evicted, func(e *cacheEntry) bool { return !e.minting })
+		if oldest.minting {
+			c.evicted = append(c.evicted, oldest)
+		}
+		c.log.Info("credential dropped: more keys than max_keys", "bucket", oldest.key.Bucket, "max_keys", c.opts.MaxKeys)
+	}
+	e := &cacheEntry{key: key, wake: make(chan struct{}, 1)}
+	c.entries[key] = e
+	return e
+}
+
+// Prefetch starts minting a credential for key in the background when none valid is held
+// and none is being minted, and returns at once; Status shows the outcome. A readiness
+// check uses it so as never to wait for a mint. It follows Retrieve's backoff.
+func (c *Cache) Prefetch(key Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	now := c.opts.Now()
+	e := c.entryLocked(key)
+	if e.lastUsed.Load() == 0 {
+		e.lastUsed.Store(now.UnixNano())
+	}
+	if c.usable(e, now) || now.Before(e.promptAt) {
+		return
+	}
+	c.startMintLocked(context.Background(), e)
+}
+
 // Invalidate drops the credential held for key, so that the next Retrieve mints a new one
 // (concurrent callers share that mint). It does nothing to a credential minted less than
-// InvalidateHoldoff ago, and it does not cut short the backoff after a failed mint.
+// InvalidateHoldoff ago (but Status reports it Refused), and it does not cut short the
+// backoff after a failed mint.
 func (c *Cache) Invalidate(key Key) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -304,6 +480,8 @@ func (c *Cache) Invalidate(key Key) {
 	if e == nil || !e.has {
 		return
 	}
+	// Recorded even within the holdoff: readiness must see a credential upstream refuses.
+	e.refused = refusal{at: c.opts.Now(), gen: e.gen}
 	if age := c.opts.Now().Sub(e.mintedAt); age < c.opts.InvalidateHoldoff {
 		c.log.Debug("credential invalidation ignored: minted too recently",
 			"bucket", key.Bucket, "age", age)
@@ -327,6 +505,7 @@ func (c *Cache) Status() []KeyStatus {
 			Failures:  e.failures,
 			LastError: e.lastErr,
 			Idle:      e.idle,
+			Refused:   e.has && e.refused.counts(e.gen, now),
 		}
 		if e.has {
 			s.MintedAt = e.mintedAt
@@ -343,8 +522,8 @@ func (c *Cache) Status() []KeyStatus {
 	return out
 }
 
-// Close stops the refresh goroutines, cancels mints in flight and waits for all of them.
-// Retrieve fails with [ErrClosed] afterwards. Close is idempotent and returns nil.
+// Close stops the refresh goroutines, cancels mints in flight and waits for all of them,
+// then closes the minter's idle connections when it has any (an [R2API]). Retrieve fails with [ErrClosed] afterwards. Close is idempotent and returns nil.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -352,10 +531,11 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
-	entries := make([]*cacheEntry, 0, len(c.entries))
+	entries := make([]*cacheEntry, 0, len(c.entries)+len(c.evicted))
 	for _, e := range c.entries {
 		entries = append(entries, e)
 	}
+	entries = append(entries, c.evicted...)
 	c.mu.Unlock()
 
 	close(c.stop)
@@ -365,6 +545,11 @@ func (c *Cache) Close() error {
 	// it returns, so joining each group waits for it; stop has cancelled its context.
 	for _, e := range entries {
 		e.sf.Do(mintFlight, func() (any, error) { return nil, nil })
+	}
+	// An API minter's client keeps idle connections (and their goroutines) for its
+	// IdleConnTimeout: a reload that replaces the account must not leave them behind.
+	if ic, ok := c.minter.(interface{ CloseIdleConnections() }); ok {
+		ic.CloseIdleConnections()
 	}
 	return nil
 }
@@ -377,25 +562,37 @@ func (c *Cache) usable(e *cacheEntry, now time.Time) bool {
 	return !e.creds.CanExpire || e.creds.Expires.Sub(now) > c.opts.SafetyMargin
 }
 
-// noCredentials explains why e has nothing to give. Needs mu (read).
-func (c *Cache) noCredentials(e *cacheEntry, now time.Time) error {
-	wait := e.nextAttempt.Sub(now).Round(time.Millisecond)
-	if e.lastErr == nil {
-		return fmt.Errorf("%w for bucket %s: next mint in %s", ErrNoCredentials, e.key.Bucket, wait)
+// noCredentials explains why e has nothing to give before next. Needs mu (read).
+func (c *Cache) noCredentials(e *cacheEntry, now, next time.Time) error {
+	wait := next.Sub(now).Round(time.Millisecond)
+	what := " for bucket " + e.key.Bucket
+	if e.key.Bucket == "" {
+		what = "" // one credential for the whole account (AccountCache)
 	}
-	return fmt.Errorf("%w for bucket %s (%d failed mints, next in %s): %w",
-		ErrNoCredentials, e.key.Bucket, e.failures, wait, e.lastErr)
+	if e.lastErr == nil {
+		return fmt.Errorf("%w%s: next mint in %s", ErrNoCredentials, what, wait)
+	}
+	return fmt.Errorf("%w%s (%d failed mints, next in %s): %w",
+		ErrNoCredentials, what, e.failures, wait, e.lastErr)
 }
 
-// startMintLocked starts a mint for e, or joins the one in flight. Needs mu (write or read)
+// startMintLocked starts a mint for e, or joins the one in flight. Needs mu (write)
 // with closed false, which is what lets Close wait for mints.
 func (c *Cache) startMintLocked(ctx context.Context, e *cacheEntry) <-chan singleflight.Result {
 	// The mint must outlive the caller that started it: the others share it.
 	mintCtx := context.WithoutCancel(ctx)
-	return e.sf.DoChan(mintFlight, func() (any, error) { return c.mint(mintCtx, e) })
+	e.minting = true
+	return e.sf.DoChan(mintFlight, func() (any, error) {
+		defer func() { // the very end of the flight's own work
+			c.mu.Lock()
+			e.minting = false
+			c.mu.Unlock()
+		}()
+		return c.mint(mintCtx, e)
+	})
 }
 
-// mint calls the minter once and records the outcome in e.
+// mint calls the minter once, within the budget, and records the outcome in e.
 func (c *Cache) mint(ctx context.Context, e *cacheEntry) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.MintTimeout)
 	defer cancel()
@@ -408,10 +605,25 @@ func (c *Cache) mint(ctx context.Context, e *cacheEntry) (any, error) {
 	}()
 
 	start := c.opts.Now()
-	cr, err := c.minter.Mint(ctx, e.key)
-	took := c.opts.Now().Sub(start)
-	if err == nil {
-		err = c.checkMinted(cr, start)
+	var err error
+	if b := c.opts.Budget; b != nil {
+		// Refreshing the credential of a key in use (it has minted and not gone idle, even if
+		// an outage let its credential lapse) may spend the reserve; nothing else may.
+		c.mu.RLock()
+		refresh := e.gen > 0 && !e.idle
+		c.mu.RUnlock()
+		err = b.take(start, refresh)
+	}
+	var cr aws.Credentials
+	var took time.Duration
+	called := err == nil
+	if called {
+		cr, err = c.minter.Mint(ctx, e.key)
+		took = c.opts.Now().Sub(start)
+		if err == nil {
+			err = c.checkMinted(cr, start)
+		}
+		c.noteRateLimit(err)
 	}
 
 	c.mu.Lock()
@@ -421,18 +633,27 @@ func (c *Cache) mint(ctx context.Context, e *cacheEntry) (any, error) {
 	if err != nil {
 		e.failures++
 		e.lastErr = err
-		wait = c.backoff(e.failures, err)
+		wait = c.backoff(e.failures, err, c.opts.MaxBackoff)
 		e.nextAttempt = now.Add(wait)
+		e.promptAt = now.Add(c.backoff(e.failures, err, c.opts.PromptMaxBackoff))
 	} else {
 		recovered = e.failures > 0
 		e.creds, e.has, e.mintedAt = cr, true, start
-		e.failures, e.lastErr, e.nextAttempt = 0, nil, time.Time{}
+		e.gen++
+		e.failures, e.lastErr, e.nextAttempt, e.promptAt = 0, nil, time.Time{}, time.Time{}
 		e.refreshAt = c.refreshTime(cr, start)
+		// The refresh loop starts with the first credential: a key whose mints fail (a
+		// bucket that does not exist, say) is retried only by the requests that want it.
+		if !e.looping && !e.removed && !c.closed {
+			e.looping, e.idle = true, false
+			c.wg.Add(1)
+			go c.refreshLoop(e)
+		}
 	}
 	failures := e.failures
 	var outErr error
 	if err != nil {
-		outErr = c.noCredentials(e, now)
+		outErr = c.noCredentials(e, now, e.promptAt)
 	}
 	c.mu.Unlock()
 	poke(e.wake)
@@ -444,7 +665,7 @@ func (c *Cache) mint(ctx context.Context, e *cacheEntry) (any, error) {
 	case recovered:
 		c.log.Info("mint credentials recovered", "bucket", e.key.Bucket, "expires", cr.Expires)
 	}
-	if c.opts.OnMint != nil {
+	if c.opts.OnMint != nil && called {
 		c.opts.OnMint(e.key, err, took)
 	}
 	if err != nil {
@@ -481,16 +702,20 @@ func (c *Cache) refreshTime(cr aws.Credentials, mintedAt time.Time) time.Time {
 	return mintedAt.Add(d)
 }
 
-// backoff is the wait after the n-th consecutive failure.
-func (c *Cache) backoff(n int, err error) time.Duration {
+// backoff is the wait after the n-th consecutive failure: doubling from MinBackoff up to
+// limit, ±20% jitter, and at least what the server's Retry-After or the budget asks.
+func (c *Cache) backoff(n int, err error, limit time.Duration) time.Duration {
 	d := c.opts.MinBackoff
-	for i := 1; i < n && d < c.opts.MaxBackoff; i++ {
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
 	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-	d = min(d, c.opts.MaxBackoff)
+	d = min(d, limit)
 	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.RetryAfter > d {
 		d = apiErr.RetryAfter
+	}
+	if be, ok := errors.AsType[*BudgetError](err); ok && be.RetryAfter > d {
+		d = be.RetryAfter
 	}
 	return d
 }
@@ -503,10 +728,11 @@ func (c *Cache) mintAt(e *cacheEntry) time.Time {
 			return e.nextAttempt // refresh failed: retry after the backoff
 		}
 		return e.refreshAt
-	case !e.has && e.lastErr != nil:
-		return e.nextAttempt // nothing held and minting fails: keep trying in the background
 	default:
-		return time.Time{} // long-lived, or invalidated: the next Retrieve mints
+		// Long-lived, invalidated, or nothing held and minting fails: the next Retrieve
+		// mints. Background retries of a key with nothing to serve would be a mint loop for
+		// bucket names a client made up.
+		return time.Time{}
 	}
 }
 
@@ -519,7 +745,7 @@ func (c *Cache) idleAt(e *cacheEntry) time.Time {
 	case e.has:
 		return time.Time{}
 	default:
-		lifetime = c.opts.MaxBackoff
+		lifetime = c.opts.MaxBackoff // invalidated: wait for the next Retrieve a while
 	}
 	last := time.Unix(0, e.lastUsed.Load())
 	return last.Add(time.Duration(c.opts.IdleLifetimes * float64(lifetime)))
@@ -535,6 +761,11 @@ func (c *Cache) refreshLoop(e *cacheEntry) {
 	for {
 		c.mu.Lock()
 		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		if e.removed {
+			e.looping = false
 			c.mu.Unlock()
 			return
 		}

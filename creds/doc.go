@@ -11,7 +11,9 @@
 // [Static] holds fixed keys; [File] reads a credentials file and follows its rotation. R2
 // temporary credentials come from a [Minter], [R2API] (Cloudflare's temp-access-credentials
 // call) or [R2Local] (a JWT signed locally with the parent secret), behind a [Cache], which
-// holds one credential per [Key] and refreshes it in the background.
+// holds one credential per [Key] and refreshes it in the background. [AWS] fetches through
+// the AWS SDK for Go's providers (its default chain, a profile, an assumed role) behind an
+// [AccountCache]: the same refreshing cache, holding one credential for the whole account.
 //
 // # Expiry is computed, not returned
 //
@@ -29,6 +31,24 @@
 // that expires within SafetyMargin is never returned: it must outlast the longest request
 // signed with it. Requests therefore wait for a mint only when a key is first used, after
 // [Cache.Invalidate], or after a key went idle.
+//
+// # Requests do not wait for the background backoff
+//
+// While a key has no valid credential, the requests that want it mint again promptly
+// (from MinBackoff doubling to PromptMaxBackoff, jittered, one mint shared by all of them),
+// so signet recovers as soon as the API does. A key whose mints fail has no background
+// loop at all: a bucket name a client made up on a glob route must not become a mint loop.
+// MaxKeys bounds the keys held; the least recently used goes first.
+//
+// # A budget of API calls
+//
+// Cloudflare allows 1200 API calls in 5 minutes per user and blocks every call for 5
+// minutes beyond that. A [Budget], one per API token ([Budgets]), counts the calls of
+// every Cache minting with the token; refreshes of credentials in use may spend all of it,
+// everything else (first mints, retries, presigned URLs) only what its reserve leaves.
+// Beyond that a mint fails with a [*BudgetError] ([ErrBudget]) carrying RetryAfter. A 429
+// blocks the budget until its Retry-After. Presign credentials ([Cache.MintTTL]) are
+// reused while their remaining lifetime covers the URL's.
 //
 // # One v4 signer per credential set
 //

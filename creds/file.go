@@ -13,16 +13,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/fsnotify/fsnotify"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/internal/filewatch"
 )
 
 // maxCredentialsFile bounds what is read of a credentials file.
 const maxCredentialsFile = 64 << 10
-
-// k8sDataLink is the symlink a Kubernetes secret or configMap volume swaps atomically on
-// update: the mounted files are symlinks through it (file -> ..data/file).
-const k8sDataLink = "..data"
 
 // FileOptions tunes a [File]. Zero values take the defaults.
 type FileOptions struct {
@@ -33,6 +31,9 @@ type FileOptions struct {
 	// watcher triggers: err is nil when new credentials were taken, else why the file was
 	// refused (the previous credentials stay). It must not block. Default: nil (no call).
 	OnReload func(err error)
+	// Settle is how long the file must go unchanged before it is re-read: a file read while
+	// its writer is still at work may parse and be half-written. Default: `100ms`.
+	Settle time.Duration
 	// Now is the clock for expiry decisions. Default: time.Now.
 	Now func() time.Time
 }
@@ -50,24 +51,33 @@ type FileOptions struct {
 //
 // It watches the file's directory rather than the file, so it sees a file replaced by
 // rename (the atomic way to write) and a Kubernetes secret volume's ..data symlink swap; a
-// watch on the file itself would follow the old inode and miss both. A file that does not
-// parse keeps the previous credentials and the error is logged and kept for Status.
+// watch on the file itself would follow the old inode and miss both. It re-reads the file
+// only once it has settled. A file that does not parse keeps the previous credentials and
+// the error is logged and kept for Status. When upstream refuses new keys (Invalidate),
+// File goes back to the previous ones while they are valid and not refused themselves: a
+// rotator that wrote a wrong or half-written key must not take working keys away.
 type File struct {
 	path string // absolute
 	opts FileOptions
 	log  *slog.Logger
 
-	watcher *fsnotify.Watcher
-	done    chan struct{} // closed when the watch goroutine returns
-	close   sync.Once
+	watcher *filewatch.Watcher
 
 	mu      sync.RWMutex
 	creds   aws.Credentials
 	loaded  time.Time
 	lastErr error
+	gen     uint64          // counts the credentials taken (read or gone back to)
+	refused refusal         // the last Invalidate
+	prev    aws.Credentials // the keys creds replaced; zero when none
+	// prevRefused: prev was refused upstream, so it is no way back.
+	prevRefused bool
 }
 
-var _ Provider = (*File)(nil)
+var (
+	_ Provider    = (*File)(nil)
+	_ Invalidator = (*File)(nil)
+)
 
 // NewFile reads the credentials at path and starts watching it. It fails if the file cannot
 // be read or parsed, or its directory cannot be watched. Call Close to stop the watcher.
@@ -77,7 +87,7 @@ func NewFile(path string, logger *slog.Logger, optFns ...func(*FileOptions)) (*F
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	o.SafetyMargin = cmp.Or(o.SafetyMargin, time.Minute)
+	o.SafetyMargin = cmp.Or(o.SafetyMargin, config.DefaultSafetyMargin)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -88,15 +98,14 @@ func NewFile(path string, logger *slog.Logger, optFns ...func(*FileOptions)) (*F
 	if err != nil {
 		return nil, fmt.Errorf("credentials file %s: %w", path, err)
 	}
-	f := &File{path: abs, opts: o, log: logger.With("credentials_file", abs), done: make(chan struct{})}
+	f := &File{path: abs, opts: o, log: logger.With("credentials_file", abs)}
 
 	// Watch before the first read, so that a change between the two is not missed.
-	w, err := fsnotify.NewWatcher()
+	w, err := filewatch.New([]string{abs}, f.reload, func(wo *filewatch.Options) {
+		wo.Settle = o.Settle
+		wo.OnError = func(err error) { f.log.Warn("watch credentials file", "error", err) }
+	})
 	if err != nil {
-		return nil, fmt.Errorf("watch credentials file %s: %w", abs, err)
-	}
-	if err := w.Add(filepath.Dir(abs)); err != nil {
-		w.Close()
 		return nil, fmt.Errorf("watch credentials file %s: %w", abs, err)
 	}
 	cr, err := readCredentialsFile(abs)
@@ -104,9 +113,12 @@ func NewFile(path string, logger *slog.Logger, optFns ...func(*FileOptions)) (*F
 		w.Close()
 		return nil, err
 	}
-	f.creds, f.loaded = cr, o.Now()
+	f.mu.Lock()
+	if !f.creds.HasKeys() { // a reload may have been quicker
+		f.creds, f.loaded = cr, o.Now()
+	}
+	f.mu.Unlock()
 	f.watcher = w
-	go f.watch()
 	return f, nil
 }
 
@@ -130,12 +142,33 @@ func (f *File) Retrieve(ctx context.Context, _ Key) (aws.Credentials, error) {
 	return cr, nil
 }
 
+// Invalidate records that upstream refused the file's credentials, whatever the key. If
+// they replaced keys that are still valid and were not refused, File goes back to those
+// until the file changes again.
+func (f *File) Invalidate(Key) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.opts.Now()
+	f.refused = refusal{at: now, gen: f.gen}
+	if !f.prev.HasKeys() || f.prevRefused || f.prev.CanExpire && f.prev.Expires.Sub(now) <= f.opts.SafetyMargin {
+		return
+	}
+	f.log.Warn("upstream refused the credentials file's new keys; going back to the previous ones",
+		"access_key_id", f.creds.AccessKeyID, "previous_access_key_id", f.prev.AccessKeyID)
+	// The refused keys become the way back, marked refused: no flapping between the two.
+	f.creds, f.prev, f.prevRefused = f.prev, f.creds, true
+	f.loaded = now
+	f.gen++
+}
+
 // Status reports the file's credentials as one entry with a zero Key.
 func (f *File) Status() []KeyStatus {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	now := f.opts.Now()
 	s := KeyStatus{MintedAt: f.loaded, LastError: f.lastErr}
-	s.Valid = !f.creds.CanExpire || f.creds.Expires.Sub(f.opts.Now()) > f.opts.SafetyMargin
+	s.Valid = !f.creds.CanExpire || f.creds.Expires.Sub(now) > f.opts.SafetyMargin
+	s.Refused = f.refused.counts(f.gen, now)
 	if f.creds.CanExpire {
 		s.Expires = f.creds.Expires
 	}
@@ -148,41 +181,10 @@ func (f *File) Status() []KeyStatus {
 // Close stops watching the file and waits for the watcher goroutine. The last credentials
 // read stay available to Retrieve. Close is idempotent.
 func (f *File) Close() error {
-	var err error
-	f.close.Do(func() {
-		err = f.watcher.Close()
-		<-f.done
-	})
-	if err != nil {
+	if err := f.watcher.Close(); err != nil {
 		return fmt.Errorf("close watcher of %s: %w", f.path, err)
 	}
 	return nil
-}
-
-// watch re-reads the file on every event that may have changed what path resolves to.
-func (f *File) watch() {
-	defer close(f.done)
-	base := filepath.Base(f.path)
-	for {
-		select {
-		case ev, ok := <-f.watcher.Events:
-			if !ok {
-				return
-			}
-			if ev.Op == fsnotify.Chmod {
-				continue
-			}
-			if name := filepath.Base(ev.Name); name != base && name != k8sDataLink {
-				continue
-			}
-			f.reload()
-		case err, ok := <-f.watcher.Errors:
-			if !ok {
-				return
-			}
-			f.log.Warn("watch credentials file", "error", err)
-		}
-	}
 }
 
 // reload re-reads the file, keeping the previous credentials if it does not parse, or if
@@ -194,10 +196,17 @@ func (f *File) reload() {
 	if now := f.opts.Now(); err == nil && cr.CanExpire && !cr.Expires.After(now) && f.creds.HasKeys() && (!f.creds.CanExpire || f.creds.Expires.After(now)) {
 		err = fmt.Errorf("credentials file %s holds credentials that expired at %s", f.path, cr.Expires.Format(time.RFC3339))
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		f.lastErr = err
-	} else {
+	case cr == f.creds:
+		f.lastErr = nil // rewritten unchanged
+	default:
+		if f.creds.HasKeys() {
+			f.prev, f.prevRefused = f.creds, !f.refused.at.IsZero() && f.refused.gen == f.gen
+		}
 		f.creds, f.loaded, f.lastErr = cr, f.opts.Now(), nil
+		f.gen++
 	}
 	f.mu.Unlock()
 	if err != nil {

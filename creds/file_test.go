@@ -172,7 +172,7 @@ func TestFileFollowsKubernetesSymlinkSwap(t *testing.T) {
 		if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, k8sDataLink)); err != nil {
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
 			t.Fatal(err)
 		}
 		if n > 1 {
@@ -183,7 +183,7 @@ func TestFileFollowsKubernetesSymlinkSwap(t *testing.T) {
 		}
 	}
 	swap(1)
-	if err := os.Symlink(filepath.Join(k8sDataLink, "creds.yaml"), filepath.Join(dir, "creds.yaml")); err != nil {
+	if err := os.Symlink(filepath.Join("..data", "creds.yaml"), filepath.Join(dir, "creds.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	f, reloads := newWatchedFile(t, filepath.Join(dir, "creds.yaml"))
@@ -310,5 +310,69 @@ func TestFileClose(t *testing.T) {
 	}
 	if _, err := NewFile(filepath.Join(dir, "missing", "creds.yaml"), nil); err == nil {
 		t.Error("NewFile in a missing directory succeeded")
+	}
+}
+
+// TestFileSettlesBeforeReading: a credentials file rewritten in place by a writer that
+// pauses mid-write is read once it is complete, never half-written, even where the half
+// parses (issue 12 item 10).
+func TestFileSettlesBeforeReading(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "creds.yaml")
+	writeAtomic(t, dir, "creds.yaml", credsYAML(1))
+	f, reloads := newWatchedFile(t, path, func(o *FileOptions) { o.Settle = time.Second })
+	full := "access_key_id: AK2\nsecret_access_key: SECRET2-complete\n"
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteString(full[:len(full)-10]) // "secret_access_key: SECR": parses
+	time.Sleep(20 * time.Millisecond)   // the writer's own pause, well within Settle
+	fh.WriteString(full[len(full)-10:])
+	fh.Close()
+	if err := waitReload(t, reloads); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := f.Retrieve(t.Context(), Key{})
+	if err != nil || cr.SecretAccessKey != "SECRET2-complete" {
+		t.Errorf("after an in-place rewrite: %q, %v; want the complete secret", cr.SecretAccessKey, err)
+	}
+}
+
+// TestFilePrefersPreviousKeysWhenRefused: new keys the upstream refuses give way to the
+// previous ones while those are valid; keys refused in turn are not gone back to (no
+// flapping), Status reports a refusal, and the next rewrite is taken (issue 12 item 10).
+func TestFilePrefersPreviousKeysWhenRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeAtomic(t, dir, "creds.yaml", credsYAML(1))
+	f, reloads := newWatchedFile(t, filepath.Join(dir, "creds.yaml"))
+	writeAtomic(t, dir, "creds.yaml", credsYAML(2))
+	if err := waitReload(t, reloads); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name        string
+		act         func()
+		want        string
+		wantRefused bool
+	}{
+		{"new keys taken", func() {}, "AK2", false},
+		{"new keys refused: back to the previous", func() { f.Invalidate(Key{}) }, "AK1", false},
+		{"previous refused too: no flapping", func() { f.Invalidate(Key{}) }, "AK1", true},
+		{"the next rewrite is taken", func() {
+			writeAtomic(t, dir, "creds.yaml", credsYAML(3))
+			if err := waitReload(t, reloads); err != nil {
+				t.Fatal(err)
+			}
+		}, "AK3", false},
+	}
+	for _, s := range steps {
+		s.act()
+		if got := retrieveKeyID(t, f); got != s.want {
+			t.Errorf("%s: credentials %s, want %s", s.name, got, s.want)
+		}
+		if st := f.Status(); st[0].Refused != s.wantRefused {
+			t.Errorf("%s: Status().Refused = %v, want %v", s.name, st[0].Refused, s.wantRefused)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package creds
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
@@ -57,10 +59,15 @@ var ErrNoCredentials = errors.New("no valid credentials")
 
 // Static always returns the same long-lived credentials, whatever the key.
 type Static struct {
-	creds aws.Credentials
+	creds   aws.Credentials
+	refused atomic.Int64 // UnixNano of the last Invalidate; 0: never
+	now     func() time.Time
 }
 
-var _ Provider = (*Static)(nil)
+var (
+	_ Provider    = (*Static)(nil)
+	_ Invalidator = (*Static)(nil)
+)
 
 // NewStatic returns a Provider of fixed credentials. Source names where they came from
 // (shown in errors and `signet check`), e.g. "static".
@@ -70,7 +77,7 @@ func NewStatic(accessKeyID, secretAccessKey, sessionToken string) *Static {
 		SecretAccessKey: secretAccessKey,
 		SessionToken:    sessionToken,
 		Source:          "static",
-	}}
+	}, now: time.Now}
 }
 
 // Retrieve returns the static credentials.
@@ -79,4 +86,21 @@ func (s *Static) Retrieve(ctx context.Context, _ Key) (aws.Credentials, error) {
 		return aws.Credentials{}, err
 	}
 	return s.creds, nil
+}
+
+// Invalidate records that upstream refused the keys (revoked, say): there is nothing else
+// to sign with, but readiness should know (Status).
+func (s *Static) Invalidate(Key) { s.refused.Store(s.now().UnixNano()) }
+
+// staticGen is the one generation of credentials a Static holds.
+const staticGen = 1
+
+// Status reports the keys as one valid entry with a zero Key, Refused after a recent
+// Invalidate.
+func (s *Static) Status() []KeyStatus {
+	st := KeyStatus{Valid: true}
+	if n := s.refused.Load(); n != 0 {
+		st.Refused = refusal{at: time.Unix(0, n), gen: staticGen}.counts(staticGen, s.now())
+	}
+	return []KeyStatus{st}
 }

@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/signet-proxy/signet/config"
 )
 
 // MaxR2TTL is the longest lifetime R2 gives a temporary credential, by either way of
-// minting (the API's ttlSeconds maximum, 604800).
-const MaxR2TTL = 7 * 24 * time.Hour
+// minting (the API's ttlSeconds maximum, 604800). The config owns the value.
+const MaxR2TTL = config.MaxR2TTL
 
 // checkTTL accepts what R2 does: whole seconds from 1s to MaxR2TTL.
 func checkTTL(ttl time.Duration) error {
@@ -31,8 +33,8 @@ func checkTTL(ttl time.Duration) error {
 	return nil
 }
 
-// DefaultCloudflareAPI is the Cloudflare v4 API base URL.
-const DefaultCloudflareAPI = "https://api.cloudflare.com/client/v4"
+// DefaultCloudflareAPI is the Cloudflare v4 API base URL. The config owns the value.
+const DefaultCloudflareAPI = config.DefaultCloudflareAPI
 
 // maxAPIResponse bounds what is read of an API response: the envelope is a few hundred bytes.
 const maxAPIResponse = 1 << 20
@@ -79,7 +81,7 @@ func NewR2API(accountID, apiToken, parentAccessKeyID string, optFns ...func(*R2A
 		fn(&o)
 	}
 	o.BaseURL = strings.TrimSuffix(cmp.Or(o.BaseURL, DefaultCloudflareAPI), "/")
-	o.TTL = cmp.Or(o.TTL, time.Hour)
+	o.TTL = cmp.Or(o.TTL, config.DefaultR2APITTL)
 	o.Timeout = cmp.Or(o.Timeout, 10*time.Second)
 	if o.Now == nil {
 		o.Now = time.Now

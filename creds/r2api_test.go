@@ -202,7 +202,7 @@ func TestR2APIMintsWorkingCredentials(t *testing.T) {
 func TestCacheOverR2API(t *testing.T) {
 	fake := testenv.NewFakeCloudflare(t, testenv.FakeCloudflareConfig{ParentAccessKeyID: testParentForAPI})
 	p := newTestR2API(t, fake, fake.Token())
-	c := newTestCache(t, p)
+	c := newTestCache(t, p, withBudget(t, BudgetLimits{Calls: 100, Window: 5 * time.Minute, Reserve: 25}))
 	hold := make(chan struct{})
 	fake.Inject(testenv.Fault{Hold: hold})
 
@@ -233,8 +233,18 @@ func TestCacheOverR2API(t *testing.T) {
 	if !ok || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.RetryAfter != 5*time.Minute {
 		t.Errorf("Retrieve while rate limited: err = %v, want the 429 with Retry-After 5m", err)
 	}
-	if st := c.Status(); len(st) != 2 || !st[0].Valid || st[1].Valid || st[1].NextMint.Before(time.Now().Add(4*time.Minute)) {
-		t.Errorf("Status = %+v, want cached valid and limited backing off ~5m", st)
+	if st := c.Status(); len(st) != 2 || !st[0].Valid || st[1].Valid || !st[1].NextMint.IsZero() {
+		t.Errorf("Status = %+v, want cached valid and limited with no background mint", st)
+	}
+	// The 429 blocks every call with the token until its Retry-After: another key fails
+	// at once, with a *BudgetError, without calling the API.
+	calls := fake.Calls()
+	_, err = c.Retrieve(t.Context(), Key{Bucket: "other", Permission: PermObjectReadOnly})
+	if be, ok := errors.AsType[*BudgetError](err); !ok || be.RetryAfter < 4*time.Minute || !errors.Is(err, ErrBudget) {
+		t.Errorf("Retrieve of another key while blocked: err = %v, want a BudgetError of about 5m", err)
+	}
+	if fake.Calls() != calls {
+		t.Errorf("the API was called while the token is blocked")
 	}
 }
 
@@ -454,5 +464,36 @@ func TestR2APIRequestBody(t *testing.T) {
 	}
 	if d := time.Until(cr.Expires); d > 90*time.Second || d < 80*time.Second {
 		t.Errorf("expires in %s, want 90s (whole seconds asked)", d)
+	}
+}
+
+// TestCacheCloseReleasesAPIConnections: closing a Cache over an R2API (what a reload that
+// changes the account does) closes the API client's idle connection at once rather than
+// leaving it, and its goroutines, for the transport's 90 s idle timeout (issue 12 item 12).
+func TestCacheCloseReleasesAPIConnections(t *testing.T) {
+	fake := testenv.NewFakeCloudflare(t, testenv.FakeCloudflareConfig{ParentAccessKeyID: testParentForAPI})
+	p, err := NewR2API(fake.AccountID(), fake.Token(), testParentForAPI, func(o *R2APIOptions) { o.BaseURL = fake.BaseURL })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCache(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Retrieve(t.Context(), Key{Bucket: "b", Permission: PermObjectReadOnly}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fake.ConnClosed():
+		t.Fatal("the connection closed before Close")
+	default:
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fake.ConnClosed():
+	case <-time.After(10 * time.Second): // a bound on failure, not a wait for success
+		t.Fatal("the API client's idle connection is still open after Close")
 	}
 }

@@ -48,7 +48,7 @@ func NewR2Local(accountID, parentAccessKeyID, parentSecretAccessKey string, optF
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	o.TTL = cmp.Or(o.TTL, 15*time.Minute)
+	o.TTL = cmp.Or(o.TTL, config.DefaultR2LocalTTL)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -93,7 +93,7 @@ func (v *k8sVolume) publish(t *testing.T, files map[string][]byte) {
 		}
 		link := filepath.Join(v.dir, name)
 		if _, err := os.Lstat(link); os.IsNotExist(err) {
-			if err := os.Symlink(filepath.Join(k8sDataLink, name), link); err != nil {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -102,7 +102,7 @@ func (v *k8sVolume) publish(t *testing.T, files map[string][]byte) {
 	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(v.dir, k8sDataLink)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
 }

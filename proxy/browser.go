@@ -54,8 +54,8 @@ func checkBrowser(r *http.Request, allowed []string) (string, *s3Error) {
 	if origin != "" {
 		what = "a page on " + quote(origin)
 	}
-	return "", &s3Error{status: http.StatusForbidden, code: "AccessDenied",
-		msg: "browser requests from " + what + " are refused: list its origin in allowed_origins to let it in"}
+	return "", &s3Error{Status: http.StatusForbidden, Code: "AccessDenied",
+		Message: "browser requests from " + what + " are refused: list its origin in allowed_origins to let it in"}
 }
 
 // isPreflight reports whether r is a browser's CORS preflight.

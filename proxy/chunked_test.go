@@ -2,28 +2,19 @@ package proxy_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/minio/minio-go/v7"
+	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 	"hash/crc32"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/minio/minio-go/v7"
-	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // unsignedTrailerBody frames payload as STREAMING-UNSIGNED-PAYLOAD-TRAILER in chunks of
@@ -184,93 +175,5 @@ func TestCorruptChunkedUploadsStoreNothing(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestChunkedPassthrough: with chunked_upstream: passthrough, an unsigned-trailer body is
-// forwarded framed and the upstream (versitygw accepts them) decodes it.
-func TestChunkedPassthrough(t *testing.T) {
-	e := newEnv(t, "")
-	e.mkBuckets(t, "alpha")
-	// A recording hop between signet and versitygw, keeping the Host signet signed.
-	gwURL, _ := url.Parse(e.gw.Endpoint)
-	seen := make(chan http.Header, 1)
-	rp := httputil.NewSingleHostReverseProxy(gwURL)
-	recorder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Clone()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(recorder.Close)
-	h := newHandler(t, fmt.Sprintf(`
-accounts:
-  gw:
-    endpoint: %s
-    chunked_upstream: passthrough
-    credentials: {access_key_id: %s, secret_access_key: %s}
-%s`, recorder.URL, e.gw.AccessKey, e.gw.SecretKey, routesYAML))
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	payload := bytes.Repeat([]byte("pass"), 30000)
-	req := chunkedRequest(t, srv.URL+"/alpha/passed", unsignedTrailerBody(payload, 8192, nil), len(payload), true)
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%d %s", resp.StatusCode, msg)
-	}
-	if got, _ := e.backendFile(t, "alpha", "passed"); sha256.Sum256(got) != sha256.Sum256(payload) {
-		t.Errorf("backend holds %d bytes", len(got))
-	}
-	hdr := <-seen
-	if hdr.Get("X-Amz-Content-Sha256") != "STREAMING-UNSIGNED-PAYLOAD-TRAILER" || hdr.Get("Content-Encoding") != "aws-chunked" || hdr.Get("X-Amz-Trailer") == "" {
-		t.Errorf("the upstream did not get the framed body: %v", hdr)
-	}
-}
-
-// TestChunkedPassthroughMultipartChecksums: modern SDKs over HTTPS declare a checksum
-// algorithm for a multipart upload and send each part's checksum as an aws-chunked
-// trailer. With chunked_upstream: passthrough the trailer reaches the upstream, which
-// checks it, and the upload completes (the README's way around decode mode dropping it).
-func TestChunkedPassthroughMultipartChecksums(t *testing.T) {
-	e := newEnv(t, "")
-	e.mkBuckets(t, "alpha")
-	h := newHandler(t, fmt.Sprintf(`
-accounts:
-  gw:
-    endpoint: %s
-    chunked_upstream: passthrough
-    credentials: {access_key_id: %s, secret_access_key: %s}
-%s`, e.gw.Endpoint, e.gw.AccessKey, e.gw.SecretKey, routesYAML))
-	srv := httptest.NewTLSServer(h) // the SDK sends trailers over HTTPS only
-	t.Cleanup(srv.Close)
-	c := s3.New(s3.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("dummy", "dummy", ""),
-		HTTPClient:  srv.Client(),
-	})
-	ctx := t.Context()
-	mp, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("alpha"), Key: aws.String("mp-crc"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	part := bytes.Repeat([]byte("part"), 5<<20/4) // 5 MiB, S3's smallest part but the last
-	var parts []types.CompletedPart
-	for n := int32(1); n <= 2; n++ {
-		up, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("alpha"), Key: aws.String("mp-crc"), UploadId: mp.UploadId,
-			PartNumber: aws.Int32(n), Body: bytes.NewReader(part), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
-		if err != nil {
-			t.Fatalf("part %d: %v", n, err)
-		}
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: up.ETag, ChecksumCRC32: up.ChecksumCRC32})
-	}
-	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("alpha"), Key: aws.String("mp-crc"), UploadId: mp.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
-		t.Fatal(err)
-	}
-	if got := get(t, e.direct(), "alpha", "mp-crc"); !bytes.Equal(got, append(append([]byte{}, part...), part...)) {
-		t.Errorf("stored %d bytes", len(got))
 	}
 }

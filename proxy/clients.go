@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -54,14 +55,14 @@ func newClients(list []*config.Client) (*clients, error) {
 func (cs *clients) authenticate(r *http.Request) (*client, *signer.Verified, *s3Error) {
 	v, err := cs.verifier.Verify(r)
 	if err != nil {
-		if ve, ok := err.(*signer.VerifyError); ok {
-			return nil, nil, &s3Error{status: ve.Status, code: ve.Code, msg: ve.Message}
+		if e, ok := errors.AsType[*s3Error](err); ok {
+			return nil, nil, e
 		}
-		return nil, nil, &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: err.Error()}
+		return nil, nil, &s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: err.Error()}
 	}
 	c := cs.byKey[v.AccessKeyID]
 	if c == nil { // the verifier only knows these keys
-		return nil, nil, &s3Error{status: http.StatusForbidden, code: "InvalidAccessKeyId", msg: "the access key id is not a client of signet"}
+		return nil, nil, &s3Error{Status: http.StatusForbidden, Code: "InvalidAccessKeyId", Message: "the access key id is not a client of signet"}
 	}
 	return c, v, nil
 }

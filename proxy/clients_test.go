@@ -292,3 +292,28 @@ buckets:
 		t.Errorf("copy inside the prefix: %v", err)
 	}
 }
+
+// TestClientIdentityChunkSignedChecksum: a client identity's chunk-signed upload with a
+// signed checksum trailer (minio-go) is verified, chunk and trailer signatures with the
+// client's key, and reaches the upstream re-framed with the checksum, which it stores.
+func TestClientIdentityChunkSignedChecksum(t *testing.T) {
+	e, srv := clientsEnv(t)
+	mc, err := minio.New(strings.TrimPrefix(srv.URL, "http://"), &minio.Options{
+		Creds: miniocreds.NewStaticV4("batch-local", "batch-local-secret", ""), Region: "us-east-1", TrailingHeaders: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("signed!"), 100000)
+	if _, err := mc.PutObject(t.Context(), "photos", "signed-crc32c", bytes.NewReader(payload), int64(len(payload)),
+		minio.PutObjectOptions{AutoChecksum: minio.ChecksumCRC32C, Checksum: minio.ChecksumCRC32C, DisableMultipart: true}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := e.direct().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("signed-crc32c"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := aws.ToString(head.ChecksumCRC32C), checksumOf(types.ChecksumAlgorithmCrc32c, payload); got != want {
+		t.Errorf("upstream stored CRC32C %q, want the client's %q", got, want)
+	}
+}

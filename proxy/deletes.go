@@ -30,7 +30,7 @@ func readDeleteBody(body io.Reader) ([]byte, *s3Error) {
 		return nil, bodyS3Error(err, "IncompleteBody", "the DeleteObjects body could not be read")
 	}
 	if n > maxDeleteBody {
-		return nil, &s3Error{status: http.StatusBadRequest, code: "MalformedXML", msg: "a DeleteObjects body is at most 2 MiB"}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "a DeleteObjects body is at most 2 MiB"}
 	}
 	return buf.Bytes(), nil
 }
@@ -43,7 +43,7 @@ func readDeleteBody(body io.Reader) ([]byte, *s3Error) {
 // the keys exactly as the upstream does.
 func deleteKeys(doc []byte) ([]string, *s3Error) {
 	malformed := func(msg string) ([]string, *s3Error) {
-		return nil, &s3Error{status: http.StatusBadRequest, code: "MalformedXML", msg: "DeleteObjects body: " + msg}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "DeleteObjects body: " + msg}
 	}
 	dec := xml.NewDecoder(bytes.NewReader(doc))
 	var (
@@ -132,7 +132,7 @@ func deleteKeys(doc []byte) ([]string, *s3Error) {
 	}
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
-			return malformed("key " + quote(k) + ": " + err.msg)
+			return malformed("key " + quote(k) + ": " + err.Message)
 		}
 	}
 	return keys, nil

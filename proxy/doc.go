@@ -10,8 +10,9 @@
 //	                  action, route, authorize (one policy): an immutable plan
 //	  servePresign    POST /_signet/presign: authorize the URL's request, sign it
 //	  listBuckets     GET /: the buckets the client may reach
-//	  forward         the body as planned (verified, aws-chunked decoded, or the checked
-//	                  bytes), then ReverseProxy:
+//	  forward         the body as planned (verified; aws-chunked decoded, and re-framed
+//	                  with its verified checksum trailer; or the checked bytes), then
+//	                  ReverseProxy:
 //	    rewrite       the upstream URL, query and copy source from the plan
 //	    RoundTrip     credentials, signature, one replay when refused
 //	    modifyResponse / errorHandler

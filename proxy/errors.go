@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,17 +14,12 @@ import (
 	"github.com/signet-proxy/signet/signer"
 )
 
-// s3Error is an answer signet gives itself, written as S3 XML.
-type s3Error struct {
-	status int
-	code   string
-	msg    string
-}
-
-func (e *s3Error) Error() string { return e.code + ": " + e.msg }
+// s3Error is an answer signet gives itself, written as S3 XML: the same type as the
+// signer's refusals of a body or signature, so that there is one shape of S3 error.
+type s3Error = signer.Error
 
 func errInvalidURI(msg string) *s3Error {
-	return &s3Error{status: http.StatusBadRequest, code: "InvalidURI", msg: msg}
+	return &s3Error{Status: http.StatusBadRequest, Code: "InvalidURI", Message: msg}
 }
 
 func quote(s string) string { return strconv.Quote(s) }
@@ -45,17 +41,17 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID st
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Del("Content-Length")
-	if e.status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "1")
+	if e.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 	}
-	body, err := xml.Marshal(errorBody{Code: e.code, Message: e.msg, Resource: r.URL.Path, RequestID: requestID})
+	body, err := xml.Marshal(errorBody{Code: e.Code, Message: e.Message, Resource: r.URL.Path, RequestID: requestID})
 	if err != nil { // only strings: cannot happen
 		body = []byte("<Error><Code>InternalError</Code></Error>")
 	}
 	if r.Method != http.MethodHead {
 		h.Set("Content-Length", strconv.Itoa(len(xml.Header)+len(body)))
 	}
-	w.WriteHeader(e.status)
+	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(xml.Header))
 		_, _ = w.Write(body)
@@ -66,11 +62,11 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID st
 // the client's own body problems keep their S3 code, missing credentials are 503, a
 // timeout 504, a client that went away 499, and anything else 502.
 func statusError(r *http.Request, p *plan, err error) *s3Error {
-	if be, ok := errors.AsType[*signer.BodyError](err); ok {
-		return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
+	if e, ok := errors.AsType[*s3Error](err); ok { // the client's body, as the signer read it
+		return &s3Error{Status: e.Status, Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
 	}
 	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
-		return &s3Error{status: StatusClientClosedRequest, code: "ClientClosedRequest", msg: "the client closed the request"}
+		return &s3Error{Status: StatusClientClosedRequest, Code: "ClientClosedRequest", Message: "the client closed the request"}
 	}
 	where := "upstream"
 	if p != nil && p.route != nil {
@@ -81,27 +77,29 @@ func statusError(r *http.Request, p *plan, err error) *s3Error {
 		}
 		where += ")"
 	}
+	if be, ok := errors.AsType[*creds.BudgetError](err); ok {
+		// Minting now would spend the Cloudflare API calls that keep live credentials fresh.
+		return &s3Error{Status: http.StatusServiceUnavailable, Code: "SlowDown", RetryAfter: be.RetryAfter,
+			Message: "signet's budget of Cloudflare API calls for " + where + " is spent; retry later: " + err.Error()}
+	}
 	if errors.Is(err, creds.ErrNoCredentials) || errors.Is(err, errCredentials) {
-		return &s3Error{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "no credentials to sign for " + where + ": " + err.Error()}
+		return &s3Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "no credentials to sign for " + where + ": " + err.Error()}
 	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errUpstreamIdle) {
-		return &s3Error{status: http.StatusGatewayTimeout, code: "GatewayTimeout", msg: where + " timed out: " + err.Error()}
+		return &s3Error{Status: http.StatusGatewayTimeout, Code: "GatewayTimeout", Message: where + " timed out: " + err.Error()}
 	}
-	return &s3Error{status: http.StatusBadGateway, code: "BadGateway", msg: where + " failed: " + err.Error()}
+	return &s3Error{Status: http.StatusBadGateway, Code: "BadGateway", Message: where + " failed: " + err.Error()}
 }
 
 // bodyS3Error is the answer to a failure reading the client's body: the body's own S3
 // error when it has one (bad framing, a checksum or signature that does not match), else
 // code with msg (or the error's text when msg is empty).
 func bodyS3Error(err error, code, msg string) *s3Error {
-	if be, ok := errors.AsType[*signer.BodyError](err); ok {
-		return &s3Error{status: be.Status, code: be.Code, msg: be.Message}
-	}
-	if ve, ok := errors.AsType[*signer.VerifyError](err); ok {
-		return &s3Error{status: ve.Status, code: ve.Code, msg: ve.Message}
+	if e, ok := errors.AsType[*s3Error](err); ok {
+		return &s3Error{Status: e.Status, Code: e.Code, Message: e.Message}
 	}
 	if msg == "" {
 		msg = err.Error()
 	}
-	return &s3Error{status: http.StatusBadRequest, code: code, msg: msg}
+	return &s3Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/internal/testenv"
 	"github.com/signet-proxy/signet/proxy"
 )
@@ -174,7 +175,7 @@ func TestFailedUploadResetsTLSUpstream(t *testing.T) {
 accounts:
   gw: {endpoint: %q, credentials: {access_key_id: a, secret_access_key: b}}
 %s`, upstream.URL, routesYAML), func(o *proxy.Options) {
-				tr := proxy.NewTransport()
+				tr := proxy.NewTransport(config.Timeouts{})
 				tr.TLSClientConfig = upstream.Client().Transport.(*http.Transport).TLSClientConfig
 				t.Cleanup(tr.CloseIdleConnections)
 				o.Transport = tr
@@ -299,7 +300,7 @@ func TestHTTP1ToTLSUpstreams(t *testing.T) {
 	upstream.EnableHTTP2 = true
 	upstream.StartTLS()
 	t.Cleanup(upstream.Close)
-	tr := proxy.NewTransport()
+	tr := proxy.NewTransport(config.Timeouts{})
 	tr.TLSClientConfig = upstream.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	h := newHandlerWith(t, fmt.Sprintf(`
 accounts:

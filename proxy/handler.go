@@ -27,7 +27,8 @@ import (
 // Options are the Handler's optional hooks. The zero value of each field is a working
 // default.
 type Options struct {
-	// Transport carries signed requests upstream. nil: NewTransport().
+	// Transport carries signed requests upstream. nil: each account's own, built by
+	// NewTransport with the account's timeouts.
 	Transport http.RoundTripper
 	// Logger receives one line per request and upstream failures. nil: slog.Default().
 	Logger *slog.Logger
@@ -61,9 +62,6 @@ type Handler struct {
 
 // New returns a Handler serving t.
 func New(t *Table, opts Options) *Handler {
-	if opts.Transport == nil {
-		opts.Transport = NewTransport()
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -129,7 +127,9 @@ type outcome struct {
 	retried bool          // sent again after the upstream refused the credentials
 	token   string        // the session token the request was signed with, to scrub from errors
 	err     *s3Error
-	presign *PresignRequest // what a presign request asked for, for the log
+	// upstreamCode is the S3 error code of the upstream's error answer, for the log.
+	upstreamCode string
+	presign      *PresignRequest // what a presign request asked for, for the log
 	// abandonBody: the answer closes the connection without reading the rest of the body.
 	abandonBody bool
 	// With a body idle timeout: cancel ends the upstream request, and uploadIdle watches
@@ -238,7 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if h.sem != nil {
 		if !h.sem.TryAcquire(1) {
-			fail(&s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)})
+			fail(&s3Error{Status: http.StatusServiceUnavailable, Code: "SlowDown", Message: fmt.Sprintf("signet is serving its maximum of %d requests at once; retry shortly", h.opts.MaxConcurrent)})
 			return
 		}
 		defer h.sem.Release(1)
@@ -273,10 +273,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward sends in upstream as x's plan says, with its body as planned.
 func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) *s3Error {
 	p := x.plan
+	if lw, ok := w.(*logWriter); ok {
+		lw.own = lw.Header().Clone()
+	}
 	if p.body.checked != nil {
 		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(p.body.checked)), int64(len(p.body.checked))
 	} else if in.Body != nil && in.Body != http.NoBody {
-		in.Body, in.ContentLength = openBody(in, p)
+		var err error
+		if in.Body, in.ContentLength, err = openBody(in, p); err != nil {
+			return bodyS3Error(err, "InvalidArgument", "")
+		}
 		if p.body.chunked != nil {
 			in.TransferEncoding = nil
 			if in.ContentLength == 0 {
@@ -321,7 +327,7 @@ func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) 
 // client's signed payload hash, or aws-chunked decoded (and its chunk signatures checked),
 // as the plan says. The decoder holds back the payload's last byte until the framing,
 // trailer and checksum are verified, so a bad body never completes an upload upstream.
-func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
+func openBody(in *http.Request, p *plan) (io.ReadCloser, int64, error) {
 	var rd io.Reader = in.Body
 	if v := p.verified; v != nil && v.BodyCheck != nil {
 		rd = v.BodyCheck(rd)
@@ -332,9 +338,18 @@ func openBody(in *http.Request, p *plan) (io.ReadCloser, int64) {
 		if v := p.verified; v != nil && v.ChunkVerifier != nil {
 			v.ChunkVerifier(&opts)
 		}
-		rd, n = signer.NewChunkedReader(rd, opts), opts.DecodedLength
+		dec := signer.NewChunkedReader(rd, opts)
+		rd, n = dec, opts.DecodedLength
+		if p.body.reframe {
+			// planBody checked what NewTrailerFramer could refuse.
+			f, err := signer.NewTrailerFramer(dec, signer.FrameChunkSize)
+			if err != nil {
+				return nil, 0, err
+			}
+			rd, n = f, f.Len()
+		}
 	}
-	return decodedBody{rd, in.Body}, n
+	return decodedBody{rd, in.Body}, n, nil
 }
 
 // readChecked reads the body of a request whose body decides access (DeleteObjects on a
@@ -347,15 +362,18 @@ func (h *Handler) readChecked(in *http.Request, p *plan) ([]byte, *s3Error) {
 	}
 	switch {
 	case in.Body == nil || in.Body == http.NoBody || n == 0:
-		return nil, &s3Error{status: http.StatusBadRequest, code: "MissingRequestBodyError", msg: "DeleteObjects needs a body"}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "MissingRequestBodyError", Message: "DeleteObjects needs a body"}
 	case n > maxDeleteBody:
-		return nil, &s3Error{status: http.StatusBadRequest, code: "MalformedXML", msg: "a DeleteObjects body is at most 2 MiB"}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "MalformedXML", Message: "a DeleteObjects body is at most 2 MiB"}
 	}
 	if !h.deletes.TryAcquire(n) {
-		return nil, &s3Error{status: http.StatusServiceUnavailable, code: "SlowDown", msg: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
+		return nil, &s3Error{Status: http.StatusServiceUnavailable, Code: "SlowDown", Message: "signet is checking too many DeleteObjects bodies at once; retry shortly"}
 	}
 	defer h.deletes.Release(n)
-	body, _ := openBody(in, p)
+	body, _, err := openBody(in, p)
+	if err != nil {
+		return nil, bodyS3Error(err, "InvalidArgument", "")
+	}
 	return readDeleteBody(body)
 }
 
@@ -401,6 +419,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = path, signer.EscapePath(path)
 	out.URL.RawQuery = p.rawQuery
 	out.Host = ""
+	out.Trailer = nil // S3 has no HTTP trailers (aws-chunked ones are in the body), and none was checked
 
 	signer.Strip(out.Header, nil)
 	for k := range out.Header {
@@ -409,8 +428,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			delete(out.Header, k)
 		}
 	}
-	if p.body.chunked != nil {
+	switch c := p.body.chunked; {
+	case c != nil && p.body.reframe:
+		signer.SetFramedHeaders(out.Header, c.DecodedLength, c.Trailers)
+	case c != nil:
 		signer.StripChunkedHeaders(out.Header)
+	default:
+		// A plain body merely labelled aws-chunked: S3 stores it without the token.
+		signer.StripChunkedEncoding(out.Header)
 	}
 	if p.body.contentMD5 != "" {
 		out.Header.Set("Content-Md5", p.body.contentMD5)
@@ -471,7 +496,7 @@ func (t signingTransport) send(req *http.Request, x *exchange) (*http.Response, 
 	if x.upload != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: x.upload.gotConn}))
 	}
-	return t.h.opts.Transport.RoundTrip(req)
+	return t.h.roundTrip(up, req, x)
 }
 
 // maxErrorPeek bounds how much of an upstream error body is read to find its code.
@@ -567,19 +592,19 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	case x.uploadIdle != nil && x.uploadIdle.didFire(), errors.Is(context.Cause(r.Context()), errUpstreamIdle):
 		err = fmt.Errorf("%w (%s)", errUpstreamIdle, h.opts.BodyIdleTimeout)
 	case isTimeout(bodyErr):
-		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "RequestTimeout",
+		err = &signer.Error{Status: http.StatusBadRequest, Code: "RequestTimeout",
 			Message: fmt.Sprintf("the request body sent nothing for %s; idle connections are closed", h.opts.BodyIdleTimeout), Err: bodyErr}
 	case bodyErr != nil:
 		// The transport reports the failed body read as its own error.
-		err = &signer.BodyError{Status: http.StatusBadRequest, Code: "IncompleteBody",
+		err = &signer.Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 			Message: "the request body ended before its Content-Length", Err: bodyErr}
 	}
 	e := statusError(r, x.plan, err)
 	x.err = e
 	closeIfUnread(w, r, x)
-	if e.status == StatusClientClosedRequest {
+	if e.Status == StatusClientClosedRequest {
 		if lw, ok := w.(*logWriter); ok {
-			lw.status = e.status
+			lw.status = e.Status
 		}
 		return
 	}
@@ -618,9 +643,15 @@ func (h *Handler) logRequest(x *exchange, lw *logWriter, d time.Duration) {
 	if p.client != nil {
 		attrs = append(attrs, slog.String("client", p.client.name))
 	}
+	if x.upstreamCode != "" {
+		attrs = append(attrs, slog.String("upstream_error", x.upstreamCode))
+		if hint := upstreamHint(x.upstreamCode); hint != "" {
+			attrs, level = append(attrs, slog.String("hint", hint)), slog.LevelWarn
+		}
+	}
 	if x.err != nil {
-		attrs = append(attrs, slog.String("error", x.err.code), slog.String("message", x.err.msg))
-		if x.err.status >= 500 && x.err.status != StatusClientClosedRequest {
+		attrs = append(attrs, slog.String("error", x.err.Code), slog.String("message", x.err.Message))
+		if x.err.Status >= 500 && x.err.Status != StatusClientClosedRequest {
 			level = slog.LevelWarn
 		}
 	}
@@ -644,6 +675,13 @@ type logWriter struct {
 	n      int64
 	rc     *http.ResponseController // nil: no idle timeout
 	idle   time.Duration
+	// own are the headers signet set for its final answer before forwarding (request id,
+	// Connection: close, ...). ReverseProxy writes an upstream's 1xx (100 Continue) with
+	// whatever the header map holds, then clears the map: own would go out on the 1xx (a
+	// Connection: close there makes Node's parser fail the upload with "Data after
+	// Connection: close") and be lost from the final answer. So they are kept off 1xx
+	// responses and put back for the final one.
+	own http.Header
 }
 
 // clearDeadlines lifts the deadlines the idle timeout set, for the connection's next
@@ -656,7 +694,19 @@ func (w *logWriter) clearDeadlines(x *exchange) {
 }
 
 func (w *logWriter) WriteHeader(code int) {
+	if code < 200 && w.own != nil {
+		h := w.Header()
+		for k := range w.own {
+			delete(h, k)
+		}
+	}
 	if code >= 200 && w.status == 0 {
+		h := w.Header()
+		for k, v := range w.own {
+			if _, ok := h[k]; !ok {
+				h[k] = v
+			}
+		}
 		w.status = code
 		// ReverseProxy copied the upstream's headers with Header.Add, which canonicalizes
 		// the lowercase x-amz-meta-* names S3 sends.

@@ -126,7 +126,7 @@ accounts:
     credentials: {access_key_id: %s, secret_access_key: %q}
 %s`, gw.Endpoint, gw.Region, gw.AccessKey, secret, routesYAML), func(o *proxy.Options) {
 		if gw.RootCAs != nil {
-			tr := proxy.NewTransport()
+			tr := proxy.NewTransport(config.Timeouts{})
 			tr.TLSClientConfig = &tls.Config{RootCAs: gw.RootCAs}
 			t.Cleanup(tr.CloseIdleConnections)
 			o.Transport = tr
@@ -574,4 +574,84 @@ func readError(t *testing.T, resp *http.Response) s3ErrorBody {
 // are base64 of "jwt/...", which starts "and0L").
 func logLeaks() []string {
 	return []string{"Signature=", "Credential=", "X-Amz-Security-Token", "eyJ", "and0L"}
+}
+
+// TestListBucketsPaging: prefix, max-buckets and continuation-token apply to the merged list
+// of exact routes and upstream buckets that globs match; Owner and BucketRegion are the
+// upstream's.
+func TestListBucketsPaging(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := t.Context()
+	var logs []string
+	for i := range 7 {
+		logs = append(logs, fmt.Sprintf("logs-%d", i))
+	}
+	e.mkBuckets(t, append([]string{"alpha", "beta", "real-bucket", "unrouted"}, logs...)...)
+	direct, err := e.direct().ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"alpha", "beta", "frozen"}, logs...)
+	all = append(all, "renamed")
+	tests := []struct {
+		name   string
+		prefix string
+		max    int32
+		want   []string
+	}{
+		{name: "everything, no paging", want: all},
+		{name: "pages of 3", max: 3, want: all},
+		{name: "pages of 1", max: 1, want: all},
+		{name: "prefix", prefix: "logs-", want: logs},
+		{name: "prefix, pages of 2", prefix: "logs-", max: 2, want: logs},
+		{name: "prefix matching nothing", prefix: "zzz", want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &s3.ListBucketsInput{}
+			if tt.prefix != "" {
+				in.Prefix = aws.String(tt.prefix)
+			}
+			if tt.max > 0 {
+				in.MaxBuckets = aws.Int32(tt.max)
+			}
+			var names []string
+			pages := 0
+			for p := s3.NewListBucketsPaginator(e.s3, in); p.HasMorePages(); {
+				out, err := p.NextPage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				if tt.max > 0 && len(out.Buckets) > int(tt.max) {
+					t.Errorf("a page of %d buckets, max %d", len(out.Buckets), tt.max)
+				}
+				if aws.ToString(out.Owner.ID) != aws.ToString(direct.Owner.ID) {
+					t.Errorf("Owner %q, upstream's %q", aws.ToString(out.Owner.ID), aws.ToString(direct.Owner.ID))
+				}
+				for _, b := range out.Buckets {
+					names = append(names, aws.ToString(b.Name))
+					if aws.ToString(b.BucketRegion) != e.gw.Region {
+						t.Errorf("%s: BucketRegion %q, want %q", aws.ToString(b.Name), aws.ToString(b.BucketRegion), e.gw.Region)
+					}
+				}
+			}
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("listed %v, want %v", names, tt.want)
+			}
+			if tt.max > 0 && pages < (len(tt.want)+int(tt.max)-1)/int(tt.max) {
+				t.Errorf("%d pages of at most %d for %d buckets", pages, tt.max, len(tt.want))
+			}
+		})
+	}
+	for _, bad := range []string{"max-buckets=0", "max-buckets=10001", "max-buckets=x", "continuation-token=%21%21"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.signet.URL+"/?"+bad, nil)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if er := readError(t, resp); resp.StatusCode != 400 || er.Code != "InvalidArgument" {
+			t.Errorf("%s: %d %+v, want 400 InvalidArgument", bad, resp.StatusCode, er)
+		}
+	}
 }

@@ -145,8 +145,8 @@ func (m *Metrics) observe(x *exchange, status int, in, out int64, d time.Duratio
 	ms.duration.Observe(d.Seconds())
 	ms.bytesIn.Observe(float64(in))
 	ms.bytesOut.Observe(float64(out))
-	if e != nil && rt != nil && (e.status == 502 || e.status == 504 || e.status == 503) {
-		m.upstreamErrors.WithLabelValues(rt.Upstream.Account, e.code).Inc()
+	if e != nil && rt != nil && (e.Status == 502 || e.Status == 504 || e.Status == 503) {
+		m.upstreamErrors.WithLabelValues(rt.Upstream.Account, e.Code).Inc()
 	}
 }
 

@@ -51,6 +51,11 @@ type plan struct {
 type bodyPlan struct {
 	// chunked is set for aws-chunked bodies that signet decodes.
 	chunked *signer.ChunkedOptions
+	// reframe is set when a decoded body goes upstream framed again, as
+	// STREAMING-UNSIGNED-PAYLOAD-TRAILER with the checksum trailers the client sent and
+	// signet verified: the only way a trailer checksum reaches the upstream, since it is
+	// known only once the whole body has been read.
+	reframe bool
 	// payloadHash is what the upstream request is signed with.
 	payloadHash string
 	// checked is a body signet read whole to check it (a DeleteObjects document on a scoped
@@ -67,7 +72,7 @@ type bodyPlan struct {
 func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error) {
 	p := &plan{id: id, method: r.Method}
 	if !s3Method(r.Method) {
-		return p, &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "signet forwards only GET, HEAD, PUT, POST, DELETE and OPTIONS"}
+		return p, &s3Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "signet forwards only GET, HEAD, PUT, POST, DELETE and OPTIONS"}
 	}
 	req, err := parseRequest(r, t.suffixes)
 	if err != nil {
@@ -97,19 +102,19 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 	if v, ok := p.query["response-content-type"]; ok && activeContentType(v[0]) {
 		// Served on signet's origin, the same as every route's, such an object would run
 		// with the rights to read them all.
-		return p, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "response-content-type " + quote(v[0]) + " is refused: a browser would run it as a page or script"}
+		return p, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "response-content-type " + quote(v[0]) + " is refused: a browser would run it as a page or script"}
 	}
 
 	switch {
 	case p.endpoint != "":
 		if r.Method != http.MethodPost {
-			return p, &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "only POST is allowed on " + p.endpoint}
+			return p, &s3Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "only POST is allowed on " + p.endpoint}
 		}
 		p.action = actPresign // the endpoint authorizes what it is asked for
 		return p, nil
 	case p.bucket == "":
 		if r.Method != http.MethodGet {
-			return p, &s3Error{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", msg: "only GET (ListBuckets) is allowed on /"}
+			return p, &s3Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "only GET (ListBuckets) is allowed on /"}
 		}
 		p.action = actListBuckets // each bucket listed is authorized
 		return p, nil
@@ -120,14 +125,14 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 		return p, err
 	}
 	if src != nil && r.Method != http.MethodPut {
-		return p, &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: "x-amz-copy-source is only for PUT (CopyObject, UploadPartCopy)"}
+		return p, &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "x-amz-copy-source is only for PUT (CopyObject, UploadPartCopy)"}
 	}
 	p.action = classify(r.Method, p.bucket, p.key, p.query, src != nil)
 	a := access{action: p.action, write: writes(r.Method), bucket: p.bucket, key: p.key}
 	if p.action.isListing() {
 		a.prefix = p.query.Get("prefix")
 		if err := checkKey(a.prefix); err != nil {
-			return p, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "prefix: " + err.msg}
+			return p, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "prefix: " + err.Message}
 		}
 	}
 	p.route = t.Lookup(p.bucket)
@@ -137,10 +142,12 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 		}
 	}
 	p.upBucket = p.route.UpstreamBucket(p.bucket)
-	if p.body, err = planBody(r, p.route); err != nil {
+	if p.body, err = planBody(r); err != nil {
 		return p, err
 	}
 	if p.action == actDeleteObjects && (!p.route.scope.unrestricted() || p.client != nil && !p.client.scope.unrestricted()) {
+		// The checked bytes go as they are, plain.
+		p.body.reframe, p.body.payloadHash = false, signer.UnsignedPayload
 		if p.body.checked, err = h.readChecked(r, p); err != nil {
 			return p, err
 		}
@@ -170,19 +177,19 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 func copySourceHeader(t *Table, p *plan, src *copySource) (string, *s3Error) {
 	rt := t.Lookup(src.bucket)
 	if err := authorize(p.client, rt, access{action: actGetObject, bucket: src.bucket, key: src.key}); err != nil {
-		err.msg = "copy source: " + err.msg
+		err.Message = "copy source: " + err.Message
 		return "", err
 	}
 	dst := p.route
 	if rt.Upstream != dst.Upstream {
-		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: fmt.Sprintf(
+		return "", &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: fmt.Sprintf(
 			"copy source bucket %q is in account %s jurisdiction %s but the destination is in account %s jurisdiction %s: "+
 				"an upstream cannot copy across accounts or jurisdictions; download and upload instead",
 			src.bucket, rt.Upstream.Account, rt.Upstream.Jurisdiction, dst.Upstream.Account, dst.Upstream.Jurisdiction)}
 	}
 	up := rt.UpstreamBucket(src.bucket)
 	if dst.Upstream.BucketScoped && up != p.upBucket {
-		return "", &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: fmt.Sprintf(
+		return "", &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: fmt.Sprintf(
 			"copy from bucket %q to bucket %q: account %s signs with temporary credentials that each cover one bucket, "+
 				"so no single signature can copy between two buckets; download and upload instead, or give the account static credentials",
 			src.bucket, p.bucket, dst.Upstream.Account)}
@@ -204,25 +211,31 @@ func s3Method(m string) bool {
 var s3Methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions}
 
 // planBody decides how r's body goes upstream: as it came, or, for aws-chunked bodies,
-// decoded with a Content-Length (R2 refuses chunk-signed uploads and bodies without one).
-func planBody(r *http.Request, rt *Route) (bodyPlan, *s3Error) {
+// decoded and verified, then sent with a Content-Length (R2 refuses chunk-signed uploads and
+// bodies without one): framed again as STREAMING-UNSIGNED-PAYLOAD-TRAILER when the client
+// sent checksum trailers, so the upstream stores and checks the client's checksum, plain
+// otherwise.
+func planBody(r *http.Request) (bodyPlan, *s3Error) {
 	b := bodyPlan{payloadHash: signer.UnsignedPayload}
 	opts, chunked, err := signer.ChunkedOptionsFromHeader(r.Header)
 	if err != nil {
 		return b, bodyS3Error(err, "InvalidArgument", "")
 	}
 	switch {
-	case chunked && opts.Mode == signer.StreamingUnsignedTrailer && r.ContentLength >= 0 && rt.Upstream.ChunkedPassthrough:
-		// The upstream takes unsigned-trailer bodies itself: only the headers are re-signed.
-		b.payloadHash = signer.StreamingUnsignedTrailer
 	case chunked && opts.DecodedLength < 0:
-		return b, &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "an aws-chunked body needs x-amz-decoded-content-length: the upstream needs to know the body's length"}
+		return b, &s3Error{Status: http.StatusLengthRequired, Code: "MissingContentLength", Message: "an aws-chunked body needs x-amz-decoded-content-length: the upstream needs to know the body's length"}
 	case chunked:
 		b.chunked = &opts
+		if len(opts.Trailers) > 0 {
+			if _, err := signer.FramedLength(opts.DecodedLength, signer.FrameChunkSize, opts.Trailers); err != nil {
+				return b, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "x-amz-decoded-content-length: " + err.Error()}
+			}
+			b.reframe, b.payloadHash = true, signer.StreamingUnsignedTrailer
+		}
 	case r.ContentLength < 0:
 		// Transfer-Encoding: chunked with no length: R2 refuses it (411), and forwarding
 		// it as it came would hide that until the whole body had been sent.
-		return b, &s3Error{status: http.StatusLengthRequired, code: "MissingContentLength", msg: "send a Content-Length: the upstream needs to know the body's length"}
+		return b, &s3Error{Status: http.StatusLengthRequired, Code: "MissingContentLength", Message: "send a Content-Length: the upstream needs to know the body's length"}
 	}
 	return b, nil
 }

@@ -123,6 +123,8 @@ func TestDecide(t *testing.T) {
 		{name: "upgrade", method: "GET", target: "/open/k", header: [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}}, code: "InvalidRequest"},
 		{name: "upgrade token among others", method: "GET", target: "/open/k", header: [][2]string{{"Connection", "keep-alive, upgrade"}}, code: "InvalidRequest"},
 		{name: "h2c upgrade", method: "GET", target: "/open/k", header: [][2]string{{"Upgrade", "h2c"}}, code: "InvalidRequest"},
+		{name: "connection naming a header", method: "PUT", target: "/open/k", header: [][2]string{{"Connection", "keep-alive, Content-MD5"}}, code: "InvalidArgument"},
+		{name: "connection keep-alive", method: "GET", target: "/open/k", header: [][2]string{{"Connection", "Keep-Alive"}}, action: actGetObject},
 		{name: "underscore amz header", method: "PUT", target: "/open/k", header: [][2]string{{"x_amz_acl", "public-read"}}, code: "InvalidArgument"},
 		{name: "underscore content header", method: "PUT", target: "/open/k", header: [][2]string{{"Content_Type", "text/html"}}, code: "InvalidArgument"},
 		{name: "method override", method: "GET", target: "/open/k", header: [][2]string{{"X-HTTP-Method-Override", "DELETE"}}, code: "InvalidArgument"},
@@ -154,10 +156,10 @@ func TestDecide(t *testing.T) {
 			switch {
 			case tt.code != "" && err == nil:
 				t.Fatalf("accepted as %s, want %s", p.action, tt.code)
-			case tt.code != "" && err.code != tt.code:
-				t.Fatalf("got %s (%s), want %s", err.code, err.msg, tt.code)
+			case tt.code != "" && err.Code != tt.code:
+				t.Fatalf("got %s (%s), want %s", err.Code, err.Message, tt.code)
 			case tt.code == "" && err != nil:
-				t.Fatalf("refused: %s %s", err.code, err.msg)
+				t.Fatalf("refused: %s %s", err.Code, err.Message)
 			case tt.code == "" && p.action != tt.action:
 				t.Errorf("action %q, want %q", p.action, tt.action)
 			}
@@ -242,11 +244,11 @@ func TestDecideDeleteObjects(t *testing.T) {
 			p, err := h.decide(r, tbl, "id")
 			switch {
 			case tt.code == "" && err != nil:
-				t.Fatalf("refused: %s %s", err.code, err.msg)
+				t.Fatalf("refused: %s %s", err.Code, err.Message)
 			case tt.code != "" && err == nil:
 				t.Fatal("accepted")
-			case tt.code != "" && err.code != tt.code:
-				t.Fatalf("got %s (%s), want %s", err.code, err.msg, tt.code)
+			case tt.code != "" && err.Code != tt.code:
+				t.Fatalf("got %s (%s), want %s", err.Code, err.Message, tt.code)
 			case tt.code == "" && (p.body.checked == nil || strings.Contains(string(p.body.checked), "\r\n")):
 				t.Errorf("planned body %q, want the decoded document", p.body.checked)
 			}
@@ -260,7 +262,7 @@ func TestDecideDeleteObjects(t *testing.T) {
 		defer h.deletes.Release(deleteBudget)
 		body := doc("allowed/a")
 		r := serverRequest("POST", "/photos?delete", body)
-		if _, err := h.decide(r, tbl, "id"); err == nil || err.code != "SlowDown" || err.status != 503 {
+		if _, err := h.decide(r, tbl, "id"); err == nil || err.Code != "SlowDown" || err.Status != 503 {
 			t.Fatalf("got %v, want 503 SlowDown while the budget is used up", err)
 		}
 	})
@@ -314,8 +316,8 @@ func TestDecideClients(t *testing.T) {
 			_, err := h.decide(r, tbl, "id")
 			switch {
 			case tt.code == "" && err != nil:
-				t.Fatalf("refused: %s %s", err.code, err.msg)
-			case tt.code != "" && (err == nil || err.code != tt.code):
+				t.Fatalf("refused: %s %s", err.Code, err.Message)
+			case tt.code != "" && (err == nil || err.Code != tt.code):
 				t.Fatalf("got %v, want %s", err, tt.code)
 			}
 		})

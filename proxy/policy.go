@@ -23,13 +23,13 @@ type access struct {
 // sources, DeleteObjects keys, presigned URLs and ListBuckets all ask it.
 func authorize(c *client, rt *Route, a access) *s3Error {
 	deny := func(msg string) *s3Error {
-		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: msg}
+		return &s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg}
 	}
 	if c != nil && !c.mayUse(a.bucket) {
 		return deny("client " + quote(c.name) + " may not use bucket " + quote(a.bucket))
 	}
 	if rt == nil {
-		return &s3Error{status: http.StatusNotFound, code: "NoSuchBucket", msg: "bucket " + quote(a.bucket) + " is not configured in signet"}
+		return &s3Error{Status: http.StatusNotFound, Code: "NoSuchBucket", Message: "bucket " + quote(a.bucket) + " is not configured in signet"}
 	}
 	if a.write && rt.ReadOnly {
 		return deny("bucket " + quote(a.bucket) + " is read-only in signet")
@@ -80,7 +80,7 @@ func (s scope) permits(a access, what string) *s3Error {
 		return nil
 	}
 	deny := func(msg string) *s3Error {
-		return &s3Error{status: http.StatusForbidden, code: "AccessDenied", msg: msg + ": " + what + " is limited to " + s.describe()}
+		return &s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + ": " + what + " is limited to " + s.describe()}
 	}
 	switch {
 	case a.action.onObject():

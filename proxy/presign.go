@@ -21,7 +21,7 @@ import (
 // Presign limits: S3 presigned URLs live at most 7 days.
 const (
 	defaultPresignExpiry = 15 * time.Minute
-	maxPresignExpiry     = 7 * 24 * time.Hour
+	maxPresignExpiry     = config.MaxR2TTL // the 7-day cap has one owner
 	maxPresignBody       = 64 << 10
 )
 
@@ -68,23 +68,23 @@ var presignActions = map[string]string{
 func (h *Handler) presign(ctx context.Context, t *Table, cl *client, pr PresignRequest) (PresignResponse, *s3Error) {
 	method := pr.method()
 	if _, ok := presignActions[method]; !ok {
-		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "method must be GET, HEAD, PUT or DELETE"}
+		return PresignResponse{}, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method must be GET, HEAD, PUT or DELETE"}
 	}
 	expires := defaultPresignExpiry
 	if pr.Expires != 0 {
 		expires = time.Duration(pr.Expires) * time.Second
 	}
 	if expires < time.Second || expires > maxPresignExpiry {
-		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "expires must be 1 to 604800 seconds"}
+		return PresignResponse{}, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "expires must be 1 to 604800 seconds"}
 	}
 	if pr.Key == "" {
-		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "key is required"}
+		return PresignResponse{}, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "key is required"}
 	}
 	if err := checkKey(pr.Key); err != nil {
 		return PresignResponse{}, err
 	}
 	if err := config.CheckBucketName(pr.Bucket); err != nil {
-		return PresignResponse{}, &s3Error{status: http.StatusBadRequest, code: "InvalidBucketName", msg: err.Error()}
+		return PresignResponse{}, &s3Error{Status: http.StatusBadRequest, Code: "InvalidBucketName", Message: err.Error()}
 	}
 	route := t.Lookup(pr.Bucket)
 	act := classify(method, pr.Bucket, pr.Key, nil, false)
@@ -132,12 +132,12 @@ func (h *Handler) presign(ctx context.Context, t *Table, cl *client, pr PresignR
 	p := "/" + route.UpstreamBucket(pr.Bucket) + "/" + pr.Key
 	req, err := http.NewRequestWithContext(ctx, method, up.URL.String(), nil)
 	if err != nil {
-		return PresignResponse{}, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: err.Error()}
+		return PresignResponse{}, &s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: err.Error()}
 	}
 	req.URL.Path, req.URL.RawPath = p, signer.EscapePath(p)
 	u, err := h.signer.Presign(ctx, req, c, up.Region, expires, now)
 	if err != nil {
-		return PresignResponse{}, &s3Error{status: http.StatusInternalServerError, code: "InternalError", msg: "presign: " + err.Error()}
+		return PresignResponse{}, &s3Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: "presign: " + err.Error()}
 	}
 	return PresignResponse{URL: u, Method: method, ExpiresAt: now.Add(expires).UTC().Truncate(time.Second)}, nil
 }
@@ -152,7 +152,11 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, t *Table,
 	var pr PresignRequest
 	var body io.Reader = http.NoBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body, _ = openBody(r, x.plan) // verified against the client's signed payload hash
+		var err error
+		if body, _, err = openBody(r, x.plan); err != nil { // verified against the client's signed payload hash
+			fail(bodyS3Error(err, "InvalidArgument", ""))
+			return
+		}
 	}
 	dec := json.NewDecoder(io.LimitReader(body, maxPresignBody))
 	dec.DisallowUnknownFields()
@@ -163,8 +167,8 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request, t *Table,
 	}
 	if err != nil {
 		fail(bodyS3Error(err, "InvalidArgument", ""))
-		if x.err.code == "InvalidArgument" {
-			x.err.msg = "the body must be JSON {bucket, key, method, expires}: " + err.Error()
+		if x.err.Code == "InvalidArgument" {
+			x.err.Message = "the body must be JSON {bucket, key, method, expires}: " + err.Error()
 		}
 		return
 	}

@@ -125,7 +125,8 @@ buckets:
 }
 
 // TestPresignMintsPerObject: with minted credentials, the URL is signed with a credential
-// for that one object, living as long as the URL, and the backend accepts it.
+// for that one object, living as long as the URL (up to a quarter more, so that the next
+// URLs for the object reuse it), and the backend accepts it.
 func TestPresignMintsPerObject(t *testing.T) {
 	e := newR2Env(t, nil, apiCreds, r2Routes)
 	put(t, e.s3, "photos", "cat.jpg", []byte("meow"))
@@ -148,7 +149,7 @@ func TestPresignMintsPerObject(t *testing.T) {
 	}
 	issued := e.cf.Issued()
 	last := issued[len(issued)-1].Request
-	if last.TTLSeconds != 120 || !slices.Equal(last.Objects, []string{"cat.jpg"}) || last.Permission != "object-read-only" {
+	if last.TTLSeconds < 120 || last.TTLSeconds > 150 || !slices.Equal(last.Objects, []string{"cat.jpg"}) || last.Permission != "object-read-only" {
 		t.Errorf("minted for the URL: %+v", last)
 	}
 	if !strings.Contains(pr.URL, "X-Amz-Security-Token=") {

@@ -61,7 +61,7 @@ func (h *Handler) Probe(ctx context.Context, bucket string) ProbeResult {
 		res.Err = fmt.Errorf("sign: %w", err)
 		return res
 	}
-	resp, err := h.opts.Transport.RoundTrip(req)
+	resp, err := h.transport(up).RoundTrip(req)
 	if err != nil {
 		res.Err = err
 		return res
@@ -83,14 +83,14 @@ func (h *Handler) Probe(ctx context.Context, bucket string) ProbeResult {
 // upstreamError describes an upstream's S3 error answer by its status, code and message
 // only: the rest of the body may echo a signature or the string signed.
 func upstreamError(status string, body []byte) error {
-	code, msg := "", ""
+	s := status
 	if m := errorCodeRE.FindSubmatch(body); m != nil {
-		code = string(m[1])
+		s += " " + string(m[1])
 	}
 	if m := errorMessageRE.FindSubmatch(body); m != nil {
-		msg = ": " + string(m[1])
+		s += ": " + string(m[1])
 	}
-	return fmt.Errorf("%s %s%s", status, code, msg)
+	return errors.New(s)
 }
 
 // ProbeGlob checks a glob route by asking its upstream for the account's buckets
@@ -101,7 +101,7 @@ func (h *Handler) ProbeGlob(ctx context.Context, r *Route) (matched int, err err
 	if r.Upstream.BucketScoped {
 		return 0, ErrNoProbe
 	}
-	buckets, err := h.upstreamBuckets(ctx, r.Upstream)
+	buckets, _, err := h.upstreamBuckets(ctx, r.Upstream)
 	if err != nil {
 		return 0, err
 	}

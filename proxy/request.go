@@ -50,7 +50,7 @@ func parseRequest(r *http.Request, suffixes []string) (s3Request, *s3Error) {
 	}
 	if req.bucket != "" {
 		if err := config.CheckBucketName(req.bucket); err != nil {
-			return s3Request{}, &s3Error{status: http.StatusBadRequest, code: "InvalidBucketName", msg: err.Error()}
+			return s3Request{}, &s3Error{Status: http.StatusBadRequest, Code: "InvalidBucketName", Message: err.Error()}
 		}
 	}
 	if err := checkKey(req.key); err != nil {
@@ -79,8 +79,8 @@ func bucketFromHost(hostport string, suffixes []string) (string, *s3Error) {
 		}
 	}
 	return "", &s3Error{
-		status: http.StatusBadRequest, code: "InvalidArgument",
-		msg: "Host " + quote(hostport) + " is neither signet's own address nor bucket.<suffix> for a configured virtual_host_suffixes entry",
+		Status: http.StatusBadRequest, Code: "InvalidArgument",
+		Message: "Host " + quote(hostport) + " is neither signet's own address nor bucket.<suffix> for a configured virtual_host_suffixes entry",
 	}
 }
 
@@ -88,7 +88,7 @@ func bucketFromHost(hostport string, suffixes []string) (string, *s3Error) {
 // upstream or anything between may normalise into another bucket's path.
 func checkKey(key string) *s3Error {
 	if len(key) > maxKeyLen {
-		return &s3Error{status: http.StatusBadRequest, code: "KeyTooLongError", msg: "the key is longer than 1024 bytes"}
+		return &s3Error{Status: http.StatusBadRequest, Code: "KeyTooLongError", Message: "the key is longer than 1024 bytes"}
 	}
 	if !utf8.ValidString(key) {
 		return errInvalidURI("the key is not valid UTF-8")
@@ -116,18 +116,29 @@ func checkHeaders(h http.Header) *s3Error {
 	for name, vs := range h {
 		lower := strings.ToLower(name)
 		if strings.Contains(lower, "_") && readOnce(strings.ReplaceAll(lower, "_", "-")) {
-			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument",
-				msg: "header " + quote(name) + " is refused: some servers read it as " + strings.ReplaceAll(lower, "_", "-")}
+			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument",
+				Message: "header " + quote(name) + " is refused: some servers read it as " + strings.ReplaceAll(lower, "_", "-")}
 		}
 		if methodOverride(strings.ReplaceAll(lower, "_", "-")) {
-			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "method override headers (" + name + ") are refused: send the request with its own method"}
+			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method override headers (" + name + ") are refused: send the request with its own method"}
 		}
 		if len(vs) > 1 && readOnce(lower) {
-			return &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "header " + lower + " was sent more than once; S3 reads it once"}
+			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "header " + lower + " was sent more than once; S3 reads it once"}
 		}
 	}
 	if _, ok := h["Upgrade"]; ok || headerHasToken(h, "Connection", "upgrade") {
-		return &s3Error{status: http.StatusBadRequest, code: "InvalidRequest", msg: "connection upgrades are refused: S3 has none"}
+		return &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "connection upgrades are refused: S3 has none"}
+	}
+	for _, v := range h.Values("Connection") {
+		for t := range strings.SplitSeq(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(t)) {
+			case "", "keep-alive", "close", "te":
+			default:
+				// A header named in Connection is dropped on the way (hop-by-hop): the
+				// upstream would get a request other than the one checked.
+				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "Connection may name only keep-alive or close, not " + quote(strings.TrimSpace(t))}
+			}
+		}
 	}
 	return nil
 }
@@ -176,16 +187,16 @@ func parseQuery(raw string) (url.Values, *s3Error) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
 		// Go's URL.Query would drop what it cannot parse and forward another request.
-		return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "the query string cannot be parsed: " + err.Error()}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "the query string cannot be parsed: " + err.Error()}
 	}
 	seen := make(map[string]string, len(q))
 	for name, vs := range q {
 		if len(vs) > 1 {
-			return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "query parameter " + quote(name) + " was given more than once"}
+			return nil, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "query parameter " + quote(name) + " was given more than once"}
 		}
 		l := strings.ToLower(name)
 		if other, ok := seen[l]; ok {
-			return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "query parameters " + quote(other) + " and " + quote(name) + " name the same parameter"}
+			return nil, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "query parameters " + quote(other) + " and " + quote(name) + " name the same parameter"}
 		}
 		seen[l] = name
 	}
@@ -202,7 +213,7 @@ type copySource struct {
 // that is not empty.
 func parseCopySource(vs []string) (*copySource, *s3Error) {
 	bad := func(msg string) (*copySource, *s3Error) {
-		return nil, &s3Error{status: http.StatusBadRequest, code: "InvalidArgument", msg: "x-amz-copy-source: " + msg}
+		return nil, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "x-amz-copy-source: " + msg}
 	}
 	switch {
 	case len(vs) == 0:
@@ -233,7 +244,7 @@ func parseCopySource(vs []string) (*copySource, *s3Error) {
 		return bad(err.Error())
 	}
 	if err := checkKey(key); err != nil {
-		return bad(err.msg)
+		return bad(err.Message)
 	}
 	cs.bucket, cs.key = bucket, key
 	return &cs, nil

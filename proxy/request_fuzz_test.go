@@ -30,7 +30,7 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		req, serr := parseRequest(r, []string{"localhost", "s3.example.com"})
 		if serr != nil {
-			if serr.status < 400 || serr.status > 499 || serr.code == "" {
+			if serr.Status < 400 || serr.Status > 499 || serr.Code == "" {
 				t.Fatalf("bad refusal %+v", serr)
 			}
 			return

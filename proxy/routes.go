@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path"
 	"slices"
@@ -26,6 +27,9 @@ type Upstream struct {
 	Host   string
 	Region string
 	Creds  creds.Provider
+	// Transport carries the account's requests, with its timeouts; shared by the
+	// account's jurisdictions.
+	Transport *http.Transport
 	// BucketScoped: the credentials cover one bucket each (R2 temporary credentials), so
 	// no copy between two buckets can be signed.
 	BucketScoped bool
@@ -33,9 +37,6 @@ type Upstream struct {
 	// 100 Continue, so the transport would hold every such upload's body back for
 	// ExpectContinueTimeout first.
 	DropExpect bool
-	// ChunkedPassthrough forwards STREAMING-UNSIGNED-PAYLOAD-TRAILER bodies framed, for
-	// upstreams that accept them, instead of decoding them.
-	ChunkedPassthrough bool
 }
 
 // Route is one configured bucket route.
@@ -89,10 +90,12 @@ type Table struct {
 	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
 	listUpstream bool
 	created      time.Time
-	// providers and accounts, by account name, let a reload keep unchanged providers.
-	providers map[string]creds.Provider
-	accounts  map[string]*config.Account
-	keyFiles  map[string][sha256.Size]byte // by account: keyFilesSum at setup
+	// providers and accounts, by account name, let a reload keep unchanged providers
+	// (and transports, with their idle connections).
+	providers  map[string]creds.Provider
+	transports map[string]*http.Transport
+	accounts   map[string]*config.Account
+	keyFiles   map[string][sha256.Size]byte // by account: keyFilesSum at setup
 	// clients, when set, must sign every request.
 	clients *clients
 	// origins are the web origins whose browser requests are let in.
@@ -102,12 +105,18 @@ type Table struct {
 
 // NewTable builds the route table of cfg, signing each account with providers[account].
 func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, error) {
+	return newTable(cfg, providers, nil)
+}
+
+// newTable is NewTable reusing the transports given by account name; it builds the others.
+func newTable(cfg *config.Config, providers map[string]creds.Provider, transports map[string]*http.Transport) (*Table, error) {
 	t := &Table{
-		providers: providers,
-		exact:     make(map[string]*Route),
-		suffixes:  cfg.VirtualHostSuffixes,
-		origins:   cfg.AllowedOrigins,
-		created:   time.Now().UTC(),
+		providers:  providers,
+		transports: map[string]*http.Transport{},
+		exact:      make(map[string]*Route),
+		suffixes:   cfg.VirtualHostSuffixes,
+		origins:    cfg.AllowedOrigins,
+		created:    time.Now().UTC(),
 	}
 	ups := map[[2]string]*Upstream{}
 	for _, b := range cfg.Buckets {
@@ -122,6 +131,14 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 			if up, err = newUpstream(b.Account, b.Jurisdiction, acct, p); err != nil {
 				return nil, err
 			}
+			tr := t.transports[b.Account]
+			if tr == nil {
+				if tr = transports[b.Account]; tr == nil {
+					tr = NewTransport(acct.Timeouts)
+				}
+				t.transports[b.Account] = tr
+			}
+			up.Transport = tr
 			ups[[2]string{b.Account, b.Jurisdiction}] = up
 			t.upstreams = append(t.upstreams, up)
 		}
@@ -152,10 +169,9 @@ func NewTable(cfg *config.Config, providers map[string]creds.Provider) (*Table, 
 
 func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider) (*Upstream, error) {
 	up := &Upstream{Account: name, Jurisdiction: jurisdiction, Region: a.Region, Creds: p,
-		ChunkedPassthrough: a.ChunkedUpstream == config.ChunkedPassthrough,
-		BucketScoped:       a.Credentials.BucketScoped(),
-		DropExpect:         a.IsR2(),
-		Source:             a.Credentials.Source()}
+		BucketScoped: a.Credentials.BucketScoped(),
+		DropExpect:   a.IsR2(),
+		Source:       a.Credentials.Source()}
 	endpoint := a.Endpoint
 	if a.IsR2() {
 		up.Host = config.R2Host(a.R2AccountID, jurisdiction)

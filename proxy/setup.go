@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -36,6 +37,7 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 		fn(&o)
 	}
 	providers := make(map[string]creds.Provider, len(cfg.Accounts))
+	transports := map[string]*http.Transport{}
 	keySums := make(map[string][sha256.Size]byte, len(cfg.Accounts))
 	var created []creds.Provider
 	closeCreated := func() {
@@ -54,6 +56,7 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 		keys := keyFilesSum(a)
 		if prev := o.Previous; prev != nil && reflect.DeepEqual(prev.accounts[name], a) && prev.keyFiles[name] == keys {
 			providers[name] = prev.providers[name]
+			transports[name] = prev.transports[name]
 			keySums[name] = keys
 			continue
 		}
@@ -74,7 +77,7 @@ func Setup(cfg *config.Config, logger *slog.Logger, optFns ...func(*SetupOptions
 		closeCreated()
 		return nil, errors.Join(errs...)
 	}
-	t, err := NewTable(cfg, providers)
+	t, err := newTable(cfg, providers, transports)
 	if err != nil {
 		closeCreated()
 		return nil, err
@@ -126,6 +129,9 @@ func (t *Table) Close() error {
 		for _, p := range t.providers {
 			closeProvider(p)
 		}
+		for _, tr := range t.transports {
+			tr.CloseIdleConnections()
+		}
 	})
 	return nil
 }
@@ -138,6 +144,11 @@ func (t *Table) closeUnused() {
 				continue
 			}
 			closeProvider(p)
+		}
+		for name, tr := range t.transports {
+			if next == nil || next.transports[name] != tr {
+				tr.CloseIdleConnections()
+			}
 		}
 	})
 }

@@ -60,7 +60,7 @@ type ChunkedOptions struct {
 	Trailers []string
 	// VerifyChunk, when non-nil, is called for every chunk of a signed mode (including the
 	// final zero-length chunk) with the chunk's signature as sent and the SHA-256 of the chunk
-	// data; a non-nil error aborts decoding (returned as a *BodyError with code
+	// data; a non-nil error aborts decoding (returned as a *Error with code
 	// SignatureDoesNotMatch). When nil, chunk signatures are parsed (they must be 64 hex
 	// digits) but not checked.
 	VerifyChunk func(signature string, chunkSHA256 []byte) error
@@ -72,63 +72,47 @@ type ChunkedOptions struct {
 	VerifyTrailer func(signature string, trailer []byte) error
 }
 
-// BodyError is a problem with the client's request body, answered with Status and Code as
-// an S3 XML error.
-type BodyError struct {
-	Status  int
-	Code    string
-	Message string
-	// Err is the cause, if any: io.ErrUnexpectedEOF for a body that ended early, or the
-	// error a VerifyChunk or VerifyTrailer callback returned.
-	Err error
-}
-
-func (e *BodyError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("request body: %s (%s): %v", e.Message, e.Code, e.Err)
-	}
-	return fmt.Sprintf("request body: %s (%s)", e.Message, e.Code)
-}
-
-func (e *BodyError) Unwrap() error { return e.Err }
-
-func newBodyError(status int, code string, err error, format string, args ...any) *BodyError {
-	return &BodyError{Status: status, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+func newBodyError(status int, code string, err error, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // Error codes are the ones S3 answers with for the same fault.
-func framingError(format string, args ...any) *BodyError {
+func framingError(format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "InvalidChunkSizeError", nil, format, args...)
 }
 
-func incompleteBody(err error, format string, args ...any) *BodyError {
+func incompleteBody(err error, format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "IncompleteBody", err, format, args...)
 }
 
-func malformedTrailer(format string, args ...any) *BodyError {
+func malformedTrailer(format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "MalformedTrailerError", nil, format, args...)
 }
 
-func chunkedArgError(format string, args ...any) *BodyError {
+func chunkedArgError(format string, args ...any) *Error {
 	return newBodyError(http.StatusBadRequest, "InvalidArgument", nil, format, args...)
 }
 
-// ChunkedOptionsFromHeader reports whether h describes an aws-chunked body (x-amz-content-sha256
-// is one of the STREAMING-* modes, or Content-Encoding contains aws-chunked) and returns its
-// options. An unsupported STREAMING-* mode (e.g. STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) is
-// a *BodyError with status 501 NotImplemented; an unparsable x-amz-decoded-content-length, a
-// trailer this package cannot verify, trailers in a mode that has none, or aws-chunked
-// without a STREAMING-* mode is a *BodyError with status 400 InvalidArgument.
+// ChunkedOptionsFromHeader reports whether h describes an aws-chunked body and returns its
+// options. As S3 has it, a body is framed when x-amz-content-sha256 is one of the STREAMING-*
+// modes, or when Content-Encoding contains aws-chunked and x-amz-decoded-content-length is
+// present. A body merely labelled aws-chunked is a plain one (the caller drops the token with
+// StripChunkedEncoding). An unsupported STREAMING-* mode (e.g.
+// STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) is a *Error with status 501 NotImplemented;
+// an unparsable x-amz-decoded-content-length, a trailer this package cannot verify, trailers
+// in a mode that has none, or a framed body without a STREAMING-* mode (it would be stored
+// framed) is a *Error with status 400 InvalidArgument.
 func ChunkedOptionsFromHeader(h http.Header) (ChunkedOptions, bool, error) {
 	mode := h.Get("X-Amz-Content-Sha256")
 	streaming := strings.HasPrefix(mode, "STREAMING-")
-	if !streaming && !hasChunkedEncoding(h) {
+	_, hasDecodedLength := h["X-Amz-Decoded-Content-Length"]
+	if !streaming && !(hasDecodedLength && hasChunkedEncoding(h)) {
 		return ChunkedOptions{}, false, nil
 	}
 	opts := ChunkedOptions{Mode: mode, DecodedLength: -1}
 	switch {
 	case !streaming:
-		return opts, true, chunkedArgError("content-encoding aws-chunked needs a STREAMING-* x-amz-content-sha256, got %q", mode)
+		return opts, true, chunkedArgError("an aws-chunked body (content-encoding aws-chunked with x-amz-decoded-content-length) needs a STREAMING-* x-amz-content-sha256, got %q", mode)
 	case !isChunkedMode(mode):
 		return opts, true, newBodyError(http.StatusNotImplemented, "NotImplemented", nil,
 			"x-amz-content-sha256 %s is not supported", mode)
@@ -167,7 +151,7 @@ func isChunkedMode(mode string) bool {
 
 // checkTrailerNames rejects before any byte is forwarded what could only fail at the end of
 // the body.
-func checkTrailerNames(mode string, names []string) *BodyError {
+func checkTrailerNames(mode string, names []string) *Error {
 	if len(names) > 0 && mode == StreamingSigned {
 		// Trailers in this mode would not be covered by any signature.
 		return chunkedArgError("x-amz-trailer is not allowed with x-amz-content-sha256 %s", mode)
@@ -205,6 +189,29 @@ func hasChunkedEncoding(h http.Header) bool {
 // x-amz-decoded-content-length, x-amz-trailer, x-amz-sdk-checksum-algorithm and
 // Transfer-Encoding. The caller sets Content-Length to the decoded length.
 func StripChunkedHeaders(h http.Header) {
+	StripChunkedEncoding(h)
+	h.Del("X-Amz-Decoded-Content-Length")
+	h.Del("X-Amz-Trailer")
+	h.Del("X-Amz-Sdk-Checksum-Algorithm")
+	h.Del("Transfer-Encoding")
+}
+
+// StripChunkedEncoding removes aws-chunked from h's Content-Encoding, deleting the header
+// when nothing is left: what S3 stores for a body labelled aws-chunked, framed or not
+// (ceph/s3-tests test_object_content_encoding_aws_chunked).
+func StripChunkedEncoding(h http.Header) {
+	if _, ok := h["Content-Encoding"]; !ok {
+		return
+	}
+	if kept := otherCodings(h); len(kept) > 0 {
+		h.Set("Content-Encoding", strings.Join(kept, ", "))
+	} else {
+		h.Del("Content-Encoding")
+	}
+}
+
+// otherCodings returns h's content codings other than aws-chunked, in order.
+func otherCodings(h http.Header) []string {
 	var kept []string
 	for _, v := range h.Values("Content-Encoding") {
 		for tok := range strings.SplitSeq(v, ",") {
@@ -214,15 +221,7 @@ func StripChunkedHeaders(h http.Header) {
 			}
 		}
 	}
-	if len(kept) == 0 {
-		h.Del("Content-Encoding")
-	} else {
-		h.Set("Content-Encoding", strings.Join(kept, ", "))
-	}
-	h.Del("X-Amz-Decoded-Content-Length")
-	h.Del("X-Amz-Trailer")
-	h.Del("X-Amz-Sdk-Checksum-Algorithm")
-	h.Del("Transfer-Encoding")
+	return kept
 }
 
 // newTrailerHash returns the hash for a checksum trailer, or nil when name is not one.
@@ -282,12 +281,12 @@ type trailerCheck struct {
 // to match, and a failure (returned instead of the byte) aborts the upload without an object
 // being stored.
 //
-// Errors about the body's content are *BodyError: 400 InvalidChunkSizeError for bad framing,
+// Errors about the body's content are *Error: 400 InvalidChunkSizeError for bad framing,
 // 400 IncompleteBody for a body that ends early or whose payload length differs from
 // DecodedLength, 400 MalformedTrailerError for bad trailers, 400 BadDigest for a checksum
 // mismatch, 403 SignatureDoesNotMatch when a verify callback fails. Errors from the
 // underlying reader other than io.EOF are returned wrapped, so errors.Is still finds them;
-// io.ErrUnexpectedEOF is wrapped in an IncompleteBody *BodyError.
+// io.ErrUnexpectedEOF is wrapped in an IncompleteBody *Error.
 //
 // Checksum trailers: x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1, -sha256 and -sha512.
 type ChunkedReader struct {
@@ -315,7 +314,7 @@ type ChunkedReader struct {
 }
 
 // NewChunkedReader returns a reader of the decoded payload of body. Options that
-// ChunkedOptionsFromHeader would reject make the first Read fail with the same *BodyError.
+// ChunkedOptionsFromHeader would reject make the first Read fail with the same *Error.
 func NewChunkedReader(body io.Reader, opts ChunkedOptions) *ChunkedReader {
 	r := &ChunkedReader{
 		src:    bufio.NewReaderSize(body, maxChunkLine),

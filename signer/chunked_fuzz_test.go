@@ -68,8 +68,8 @@ func FuzzChunkedReader(f *testing.F) {
 			}
 		}
 		if err != io.EOF {
-			if be, ok := errors.AsType[*BodyError](err); !ok || be.Status == 0 || be.Code == "" {
-				t.Fatalf("err = %v, want a *BodyError", err)
+			if be, ok := errors.AsType[*Error](err); !ok || be.Status == 0 || be.Code == "" {
+				t.Fatalf("err = %v, want a *Error", err)
 			}
 			if opts.DecodedLength > 0 && int64(len(out)) >= opts.DecodedLength {
 				t.Fatalf("failed with %v after returning all %d bytes", err, len(out))
@@ -82,6 +82,70 @@ func FuzzChunkedReader(f *testing.F) {
 		if trailer != "" {
 			if got, want := r.Checksums()[trailer], refChecksum(trailer, out); got != want {
 				t.Fatalf("EOF with %s %q, but the bytes returned have %q", trailer, got, want)
+			}
+		}
+	})
+}
+
+// FuzzTrailerFramer re-frames arbitrary bodies. Whatever the input, the framer must never
+// write more than Len, must write exactly Len only when the decoder verified the body, and
+// what it writes then must decode again to the same payload and the trailer values verified.
+func FuzzTrailerFramer(f *testing.F) {
+	payload := testPayload(300)
+	for mi, mode := range fuzzModes {
+		for ti := range len(checksumNames) + 1 {
+			fr := frame{mode: mode, chunk: 100}
+			if ti > 0 && mode != StreamingSigned {
+				fr.trailers = []trailerLine{{name: checksumNames[ti-1]}}
+			}
+			f.Add(encodeChunked(payload, fr), uint8(mi), uint8(ti), int64(len(payload)), uint16(4096), uint16(64))
+		}
+	}
+	f.Add([]byte("5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n"), uint8(2), uint8(1), int64(5), uint16(3), uint16(2))
+
+	f.Fuzz(func(t *testing.T, body []byte, modeIndex, trailerIndex uint8, decodedLength int64, readSize, chunkSize uint16) {
+		mode := fuzzModes[int(modeIndex)%len(fuzzModes)]
+		opts := ChunkedOptions{Mode: mode, DecodedLength: max(decodedLength, 0) % (1 << 20)}
+		if ti := int(trailerIndex) % (len(checksumNames) + 1); ti > 0 && mode != StreamingSigned {
+			opts.Trailers = []string{checksumNames[ti-1]}
+		}
+		dec := NewChunkedReader(bytes.NewReader(body), opts)
+		fr, err := NewTrailerFramer(dec, 1+int64(chunkSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1+int(readSize)%(40<<10))
+		var out []byte
+		for empty := 0; err == nil; {
+			var n int
+			n, err = fr.Read(buf)
+			out = append(out, buf[:n]...)
+			if int64(len(out)) > fr.Len() {
+				t.Fatalf("framed %d bytes, more than Len %d", len(out), fr.Len())
+			}
+			if n == 0 && err == nil {
+				if empty++; empty > 10 {
+					t.Fatal("Read keeps returning 0, nil")
+				}
+			}
+		}
+		if err != io.EOF {
+			if int64(len(out)) >= fr.Len() {
+				t.Fatalf("failed with %v after framing all %d bytes", err, len(out))
+			}
+			return
+		}
+		if int64(len(out)) != fr.Len() {
+			t.Fatalf("EOF after %d bytes, Len %d", len(out), fr.Len())
+		}
+		again := NewChunkedReader(bytes.NewReader(out), ChunkedOptions{Mode: StreamingUnsignedTrailer, DecodedLength: opts.DecodedLength, Trailers: opts.Trailers})
+		got, err := io.ReadAll(again)
+		if err != nil || int64(len(got)) != opts.DecodedLength {
+			t.Fatalf("framed body does not decode: %d bytes, %v", len(got), err)
+		}
+		for name, v := range dec.Checksums() {
+			if again.Checksums()[name] != v {
+				t.Fatalf("trailer %s = %q, verified %q", name, again.Checksums()[name], v)
 			}
 		}
 	})

@@ -2,7 +2,17 @@
 // request bodies, on top of github.com/aws/aws-sdk-go-v2/aws/signer/v4.
 //
 // [Strip] removes everything a client sent as authentication; [EscapePath] spells an object
-// key the way S3 servers rebuild it; [Signer.Sign] signs a request with UNSIGNED-PAYLOAD.
+// key the way S3 servers rebuild it; [Signer.Sign] signs a request with UNSIGNED-PAYLOAD
+// or STREAMING-UNSIGNED-PAYLOAD-TRAILER.
+//
+// # aws-chunked bodies
+//
+// [ChunkedReader] decodes any aws-chunked framing and verifies it, holding the payload's last
+// byte back until the trailer checksum matched. [TrailerFramer] frames that payload again as
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER with the verified checksum as its trailer, with a length
+// ([FramedLength]) known before the first byte: a trailer checksum can reach an upstream only
+// in a trailer, since it is known only at the end of the body, and R2 refuses chunk-signed
+// bodies and bodies without a Content-Length.
 //
 // # One v4 signer per set of credentials
 //

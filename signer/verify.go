@@ -71,7 +71,7 @@ type Verified struct {
 	// BodyCheck, when non-nil, must wrap the request body: the signature covers a hex
 	// x-amz-content-sha256, and the returned reader hashes the payload as it streams. It
 	// holds back the payload's last byte until its source has ended and the hash matches; a
-	// mismatch is a *BodyError 400 XAmzContentSHA256Mismatch instead of that byte, so a
+	// mismatch is a *Error 400 XAmzContentSHA256Mismatch instead of that byte, so a
 	// tampered body never completes an upload forwarded with a known Content-Length. It is
 	// nil for UNSIGNED-PAYLOAD, STREAMING-* and bodiless requests.
 	BodyCheck func(io.Reader) io.Reader
@@ -84,20 +84,8 @@ type Verified struct {
 	ChunkVerifier func(opts *ChunkedOptions)
 }
 
-// VerifyError is a request whose signature does not verify, answered with Status and Code
-// as an S3 XML error. Message never holds a signature or a secret.
-type VerifyError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *VerifyError) Error() string {
-	return fmt.Sprintf("verify sigv4 signature: %s (%s)", e.Message, e.Code)
-}
-
-func verifyError(status int, code, format string, args ...any) *VerifyError {
-	return &VerifyError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func verifyError(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Error codes and statuses are the ones S3 answers with.
@@ -106,16 +94,16 @@ const (
 	codeQueryMalformed  = "AuthorizationQueryParametersError"
 )
 
-func accessDenied(format string, args ...any) *VerifyError {
+func accessDenied(format string, args ...any) *Error {
 	return verifyError(http.StatusForbidden, "AccessDenied", format, args...)
 }
 
-func signatureMismatch() *VerifyError {
+func signatureMismatch() *Error {
 	return verifyError(http.StatusForbidden, "SignatureDoesNotMatch",
 		"the request signature we calculated does not match the signature you provided; check your key and signing method")
 }
 
-func sigV2Unsupported() *VerifyError {
+func sigV2Unsupported() *Error {
 	return verifyError(http.StatusBadRequest, "InvalidRequest",
 		"signature version 2 is not supported for client identities; sign with AWS4-HMAC-SHA256 (signature version 4)")
 }
@@ -154,7 +142,7 @@ type sigV4Auth struct {
 // r must be a server request (header names canonical, Host in r.Host) that nothing has
 // rewritten yet: call Verify before Strip. Verify does not read the body.
 //
-// Failures are *VerifyError values with S3's status and code: 403 AccessDenied when there is
+// Failures are *Error values with S3's status and code: 403 AccessDenied when there is
 // no signature, 403 InvalidAccessKeyId, 403 SignatureDoesNotMatch, 403 RequestTimeTooSkewed,
 // 403 AccessDenied for an expired presigned URL or an unsigned x-amz-* header, 400
 // AuthorizationHeaderMalformed or AuthorizationQueryParametersError for malformed
@@ -600,11 +588,11 @@ func expectedSignature(r *http.Request, a *sigV4Auth, sdk *v4.Signer, secret str
 	return sig, nil
 }
 
-func missingSignedHeader(name string) *VerifyError {
+func missingSignedHeader(name string) *Error {
 	return accessDenied("signed header %s is missing from the request", name)
 }
 
-func contentSHA256Mismatch() *VerifyError {
+func contentSHA256Mismatch() *Error {
 	return verifyError(http.StatusBadRequest, "XAmzContentSHA256Mismatch",
 		"the provided x-amz-content-sha256 header does not match what was computed")
 }
@@ -755,7 +743,7 @@ func (r *payloadHashReader) Read(p []byte) (int, error) {
 func (r *payloadHashReader) finish(p []byte) (int, error) {
 	var sum [sha256.Size]byte
 	if subtle.ConstantTimeCompare(r.h.Sum(sum[:0]), r.want[:]) != 1 {
-		r.err = &BodyError{Status: http.StatusBadRequest, Code: "XAmzContentSHA256Mismatch",
+		r.err = &Error{Status: http.StatusBadRequest, Code: "XAmzContentSHA256Mismatch",
 			Message: "the provided x-amz-content-sha256 header does not match what was computed"}
 		return 0, r.err
 	}

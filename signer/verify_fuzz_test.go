@@ -162,7 +162,7 @@ func fuzzSeedRequests(f *testing.F) (reqs []fuzzRequest, payloads [][]byte) {
 }
 
 // FuzzVerify mutates valid signed requests. Whatever the input, Verify must not panic; its
-// errors are *VerifyError values that give no signature or secret away; and a request that
+// errors are *Error values that give no signature or secret away; and a request that
 // verifies must agree with one of the seeds in every signed part (signedParts). When the
 // body is signed, a body that reads to its end must be that seed's payload.
 func FuzzVerify(f *testing.F) {
@@ -196,9 +196,9 @@ func FuzzVerify(f *testing.F) {
 		}
 		ver, err := v.Verify(r)
 		if err != nil {
-			ve, ok := errors.AsType[*VerifyError](err)
+			ve, ok := errors.AsType[*Error](err)
 			if !ok {
-				t.Fatalf("Verify: %v, want a *VerifyError", err)
+				t.Fatalf("Verify: %v, want a *Error", err)
 			}
 			if ve.Status < 400 || ve.Code == "" || ve.Message == "" {
 				t.Fatalf("Verify: %#v", ve)

@@ -196,7 +196,7 @@ func checkVerified(t *testing.T, ins []inbound) {
 		if in.accessKeyID != clientKeyID {
 			t.Errorf("%s %s: access key id %q", in.method, in.path, in.accessKeyID)
 		}
-		if ve, ok := errors.AsType[*VerifyError](in.wrongErr); !ok || ve.Code != "SignatureDoesNotMatch" || ve.Status != http.StatusForbidden {
+		if ve, ok := errors.AsType[*Error](in.wrongErr); !ok || ve.Code != "SignatureDoesNotMatch" || ve.Status != http.StatusForbidden {
 			t.Errorf("%s %s with a wrong secret: %v, want 403 SignatureDoesNotMatch", in.method, in.path, in.wrongErr)
 		}
 	}
@@ -562,9 +562,9 @@ func checkVerifyError(t *testing.T, err error, status int, code string) {
 		}
 		return
 	}
-	ve, ok := errors.AsType[*VerifyError](err)
+	ve, ok := errors.AsType[*Error](err)
 	if !ok {
-		t.Fatalf("Verify: %v, want a *VerifyError %d %s", err, status, code)
+		t.Fatalf("Verify: %v, want a *Error %d %s", err, status, code)
 	}
 	if ve.Status != status || ve.Code != code {
 		t.Errorf("Verify: %d %s (%s), want %d %s", ve.Status, ve.Code, ve.Message, status, code)
@@ -827,7 +827,7 @@ func TestVerifyPresigned(t *testing.T) {
 	t.Run("messages", func(t *testing.T) {
 		v := NewVerifier(secretsOf(clientKeyID, clientSecret), at(2*time.Hour))
 		_, err := v.Verify(base(t, clientSecret, 3600))
-		if ve, ok := errors.AsType[*VerifyError](err); !ok || ve.Message != "request has expired" {
+		if ve, ok := errors.AsType[*Error](err); !ok || ve.Message != "request has expired" {
 			t.Errorf("expired: %v", err)
 		}
 	})
@@ -964,7 +964,7 @@ func TestVerifyBodyCheck(t *testing.T) {
 					ver := verified(t, put(t, tampered, hexSHA256(payload)))
 					// Not r.Body: iotest.DataErrReader drops data that comes with io.EOF.
 					got, err := readChunked(t, ver.BodyCheck(w.wrap(bytes.NewReader(tampered))), size, int64(len(payload)))
-					be, ok := errors.AsType[*BodyError](err)
+					be, ok := errors.AsType[*Error](err)
 					if !ok || be.Status != 400 || be.Code != "XAmzContentSHA256Mismatch" {
 						t.Fatalf("%s, reads of %d: %v, want 400 XAmzContentSHA256Mismatch", w.name, size, err)
 					}
@@ -980,7 +980,7 @@ func TestVerifyBodyCheck(t *testing.T) {
 		ver := verified(t, put(t, payload, hexSHA256(payload)))
 		src := io.MultiReader(bytes.NewReader(payload[:5000]), iotest.ErrReader(io.ErrUnexpectedEOF))
 		got, err := readChunked(t, ver.BodyCheck(src), 4096, int64(len(payload)))
-		if be, ok := errors.AsType[*BodyError](err); !ok || be.Code != "IncompleteBody" || len(got) != 4999 {
+		if be, ok := errors.AsType[*Error](err); !ok || be.Code != "IncompleteBody" || len(got) != 4999 {
 			t.Fatalf("%d bytes, %v; want 4999 and IncompleteBody", len(got), err)
 		}
 	})
@@ -1160,7 +1160,7 @@ func TestVerifyChunkSignatures(t *testing.T) {
 				}
 				return
 			}
-			be, ok := errors.AsType[*BodyError](err)
+			be, ok := errors.AsType[*Error](err)
 			if !ok || be.Status != 403 || be.Code != "SignatureDoesNotMatch" {
 				t.Fatalf("%v, want 403 SignatureDoesNotMatch", err)
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -15,8 +14,8 @@ import (
 // config that serve runs with: without --config (zero-config mode, plain HTTP) or with a
 // tls.mode other than local there is no CA to print, and it creates none.
 func caCert(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ca-cert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ca-cert", "--config FILE",
+		"Print the local CA's certificate (tls.mode local), for clients to trust.", stderr)
 	configPath := fs.String("config", "", "config file (YAML) with tls.mode local; its tls.storage holds the CA")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"text/tabwriter"
 	"time"
 
+	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/proxy"
 )
 
@@ -19,8 +19,8 @@ const clockWarning = time.Minute
 // check validates the config, gets credentials for every route and sends each bucket a
 // cheap signed request, printing a table. It fails if any route fails.
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("check", "[--config FILE] [--timeout 30s]",
+		"Check each route once: get its credentials and send one signed request upstream (a cheap listing).", stderr)
 	configPath := fs.String("config", "", "config file (YAML); without it, zero-config mode from R2_* variables")
 	timeout := fs.Duration("timeout", 30*time.Second, "time allowed for each route")
 	if err := fs.Parse(args); err != nil {
@@ -44,8 +44,9 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var warnings []string
 	for _, r := range table.Routes() {
 		up := r.Upstream
+		source := up.Source
 		row := func(expires, result string) {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pattern, up.Account, up.Jurisdiction, up.URL, up.Source, expires, result)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pattern, up.Account, up.Jurisdiction, up.URL, source, expires, result)
 		}
 		if r.IsGlob() {
 			pctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -65,6 +66,10 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pctx, cancel := context.WithTimeout(ctx, *timeout)
 		res := h.Probe(pctx, r.Pattern)
 		cancel()
+		if up.Source == config.SourceAWS && res.Source != "" {
+			// Which provider of the SDK's chain answered, as the SDK names it.
+			source += " (" + res.Source + ")"
+		}
 		expires := "never"
 		switch {
 		case !res.Expires.IsZero():

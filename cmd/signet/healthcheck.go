@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +11,8 @@ import (
 // healthcheck asks a running signet's admin listener for /healthz: for HEALTHCHECK in
 // images without a shell or curl.
 func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("healthcheck", "[--addr 127.0.0.1:9001]",
+		"Ask a running signet's admin listener for /healthz; exit 0 when it answers ok (for image HEALTHCHECKs).", stderr)
 	addr := fs.String("addr", "127.0.0.1:9001", "the admin listener's address")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,5 +141,45 @@ func TestDockerfileLint(t *testing.T) {
 	}
 	if len(stages) != 2 {
 		t.Errorf("%d stages", len(stages))
+	}
+}
+
+// TestImageListensWhereAPublishedPortArrives: the image's default S3 address is on all of
+// the container's addresses (its loopback is its own, and docker run -p arrives on its
+// network address), and with it serve refuses a config without clients, saying exactly
+// how to go on, and accepts one with clients.
+func TestImageListensWhereAPublishedPortArrives(t *testing.T) {
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ENV .*\bSIGNET_LISTEN=(\S+)`).FindSubmatch(df)
+	if m == nil {
+		t.Fatal("the Dockerfile sets no SIGNET_LISTEN")
+	}
+	addr := string(m[1])
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != "0.0.0.0" {
+		t.Fatalf("SIGNET_LISTEN=%s, want all addresses (0.0.0.0:PORT)", addr)
+	}
+	if !regexp.MustCompile(`(?m)^ENV .*\bSIGNET_ADMIN_LISTEN=0\.0\.0\.0:9001\b`).Match(df) {
+		t.Error("the admin listener is not on all addresses: kubelet probes could not reach it")
+	}
+	t.Setenv("SIGNET_LISTEN", addr)
+	anonymous := writeConfig(t, "accounts: {a: {endpoint: \"http://127.0.0.1:1\", credentials: {access_key_id: a, secret_access_key: b}}}\nbuckets: [{name: alpha, account: a}]\n")
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"serve", "--config", anonymous}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "SIGNET_LISTEN: \""+addr+"\" is reachable beyond this machine") ||
+		!strings.Contains(err.Error(), "configure clients") || !strings.Contains(err.Error(), "set allow_anonymous_network: true") {
+		t.Errorf("serve without clients: %v", err)
+	}
+	cfg, err := config.Parse("c.yaml", []byte(`accounts: {a: {endpoint: "http://127.0.0.1:1", credentials: {access_key_id: a, secret_access_key: b}}}
+buckets: [{name: alpha, account: a}]
+clients: [{name: app, access_key_id: app, secret_access_key: app-secret, buckets: [alpha]}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckExposure(addr); err != nil {
+		t.Errorf("with clients: %v", err)
 	}
 }

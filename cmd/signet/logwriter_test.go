@@ -1,9 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/signet-proxy/signet/config"
 )
 
 type syncBuilder struct {
@@ -41,5 +45,26 @@ func TestLogWriter(t *testing.T) {
 	}
 	if got := out.String(); got != "one\ntwo\nthree\n" {
 		t.Errorf("after Close: %q", got)
+	}
+}
+
+// TestJSONLogDurations: JSON logs give durations in seconds, as Prometheus and log tooling
+// expect, not slog's raw nanoseconds; text logs keep Go's readable form.
+func TestJSONLogDurations(t *testing.T) {
+	for _, tt := range []struct{ format, want string }{
+		{"json", `"duration":0.0015`},
+		{"text", "duration=1.5ms"},
+	} {
+		t.Run(tt.format, func(t *testing.T) {
+			var out strings.Builder
+			logger, err := newLogger(&out, config.Log{Format: tt.format, Level: "info"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger.Info("request", slog.Duration("duration", 1500*time.Microsecond))
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("log %q lacks %q", out.String(), tt.want)
+			}
+		})
 	}
 }

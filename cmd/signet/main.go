@@ -1,6 +1,6 @@
 // Command signet is a sidecar that re-signs plain S3 requests with short-lived credentials.
 //
-//	signet serve [--config FILE] [--listen ADDR] [--log-format text|json]
+//	signet serve [--config FILE] [--listen ADDR] [--admin-listen ADDR] [--log-format text|json]
 //	signet check [--config FILE]
 //	signet version
 package main
@@ -40,11 +40,16 @@ var errNoCommand = errors.New("no command")
 const usage = `signet: a SigV4 re-signing sidecar for S3-compatible storage
 
 Usage:
-  signet serve [--config FILE] [--listen ADDR] [--log-format text|json]
+  signet serve [--config FILE] [--listen ADDR] [--admin-listen ADDR] [--log-format text|json]
+                                      run the sidecar
   signet check [--config FILE] [--timeout 30s]
+                                      test each route's credentials against its upstream
   signet healthcheck [--addr 127.0.0.1:9001]
+                                      ask a running signet's /healthz (for image HEALTHCHECKs)
   signet ca-cert --config FILE        print the local CA certificate (tls mode local)
-  signet version
+  signet version                      print the version and commit
+
+Run signet COMMAND -h for a command's flags.
 
 With no --config, serve reads R2_ACCOUNT_ID, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY
 (and optionally R2_JURISDICTION) and proxies every bucket to that R2 account.
@@ -76,12 +81,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// buildVersion is the version, from -X main.version when the build set it (make build,
+// the image), else the module version Go recorded (a tag under go install, a pseudo-version
+// in a checkout), followed by the commit when Go recorded one.
 func buildVersion() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
+}
+
+func versionOf(ldflagVersion string, bi *debug.BuildInfo) string {
+	v := ldflagVersion
+	if v == "" && bi != nil && bi.Main.Version != "" {
+		v = bi.Main.Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	if v == "" {
+		v = "(devel)"
 	}
-	return "(devel)"
+	if bi == nil {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified == "true" {
+		rev += ", modified"
+	}
+	return v + " (commit " + rev + ")"
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -45,6 +47,7 @@ type proc struct {
 	addr      string
 	adminAddr string
 	lines     chan string // log lines after "listening"
+	log       *lockedLog  // everything it logged
 	done      chan struct{}
 	err       error
 }
@@ -52,11 +55,18 @@ type proc struct {
 // startSignet runs `signet serve` with args and waits for its "listening" log line.
 func startSignet(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startSignetEnv(t, nil, args...)
+}
+
+// startSignetEnv is startSignet with env as the process's environment, when not nil.
+func startSignetEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	bin, err := signetBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +74,9 @@ func startSignet(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{}), lines: make(chan string, 100000)}
-	addrc := make(chan [2]string, 1)
 	var logBuf lockedLog
+	p := &proc{cmd: cmd, done: make(chan struct{}), lines: make(chan string, 100000), log: &logBuf}
+	addrc := make(chan [2]string, 1)
 	logs := io.MultiWriter(t.Output(), &logBuf)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -305,6 +315,7 @@ func TestRun(t *testing.T) {
 		env  map[string]string
 		ok   bool
 		out  string
+		not  string // must not be in the output
 	}{
 		{name: "version", args: []string{"version"}, ok: true, out: "signet "},
 		{name: "unknown command", args: []string{"fly"}, out: "unknown command"},
@@ -314,11 +325,29 @@ func TestRun(t *testing.T) {
 		}, out: `--listen: "nope" is not host:port`},
 		{name: "network listen without clients", args: []string{"serve", "--listen", "0.0.0.0:9000"}, env: map[string]string{
 			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
-		}, out: "allow_anonymous_network"},
+		}, out: "or set SIGNET_ALLOW_ANONYMOUS_NETWORK=true"},
+		{name: "network listen from the environment without clients", args: []string{"serve"}, env: map[string]string{
+			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
+			"SIGNET_LISTEN": "0.0.0.0:9000",
+		}, out: `SIGNET_LISTEN: "0.0.0.0:9000" is reachable beyond this machine`},
+		{name: "bad SIGNET_ALLOW_ANONYMOUS_NETWORK", args: []string{"serve"}, env: map[string]string{
+			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
+			"SIGNET_ALLOW_ANONYMOUS_NETWORK": "yes please",
+		}, out: `SIGNET_ALLOW_ANONYMOUS_NETWORK="yes please" is not true or false`},
+		{name: "zero-config errors name the variable", args: []string{"serve"}, env: map[string]string{
+			"R2_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID": "a", "R2_SECRET_ACCESS_KEY": "b",
+			"R2_JURISDICTION": "mars",
+		}, out: `R2_JURISDICTION: unknown jurisdiction "mars"`},
+		{name: "bad admin-listen flag", args: []string{"serve", "--admin-listen", "nope"}, out: `--admin-listen: "nope" is not host:port or off`},
+		{name: "bad SIGNET_ADMIN_LISTEN", args: []string{"serve"}, env: map[string]string{"SIGNET_ADMIN_LISTEN": "nope"},
+			out: `SIGNET_ADMIN_LISTEN: "nope" is not host:port or off`},
+		{name: "missing config file", args: []string{"serve", "--config", "/nonexistent/signet.yaml"},
+			out: "config file /nonexistent/signet.yaml does not exist", not: "invalid config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{"R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_JURISDICTION"} {
+			for _, k := range []string{"R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_JURISDICTION",
+				"SIGNET_LISTEN", "SIGNET_ADMIN_LISTEN", "SIGNET_ALLOW_ANONYMOUS_NETWORK"} {
 				t.Setenv(k, tt.env[k])
 			}
 			var stdout, stderr bytes.Buffer
@@ -332,6 +361,92 @@ func TestRun(t *testing.T) {
 			}
 			if !strings.Contains(all, tt.out) {
 				t.Errorf("output %q lacks %q", all, tt.out)
+			}
+			if tt.not != "" && strings.Contains(all, tt.not) {
+				t.Errorf("output %q holds %q", all, tt.not)
+			}
+		})
+	}
+}
+
+// TestCommandHelp: each command's -h says what it does and lists its flags, in place of
+// the flag package's bare "Usage of serve:".
+func TestCommandHelp(t *testing.T) {
+	for _, tt := range []struct{ cmd, summary, flag string }{
+		{"serve", "Run the sidecar", "-admin-listen"},
+		{"check", "Check each route once", "-timeout"},
+		{"healthcheck", "/healthz", "-addr"},
+		{"ca-cert", "local CA", "-config"},
+	} {
+		t.Run(tt.cmd, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{tt.cmd, "-h"}, &stdout, &stderr)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("err = %v", err)
+			}
+			out := stderr.String()
+			for _, want := range []string{"Usage: signet " + tt.cmd, tt.summary, tt.flag} {
+				if !strings.Contains(out, want) {
+					t.Errorf("help lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "Usage of") {
+				t.Errorf("Go's default usage line:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestListenAddressesFromFlagsAndEnvironment: zero-config mode moves its admin listener
+// with --admin-listen or SIGNET_ADMIN_LISTEN, and its S3 listener with SIGNET_LISTEN, so a
+// second instance does not die on 9001.
+func TestListenAddressesFromFlagsAndEnvironment(t *testing.T) {
+	bin, err := signetBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := []string{"R2_ACCOUNT_ID=0123456789abcdef0123456789abcdef", "R2_ACCESS_KEY_ID=a", "R2_SECRET_ACCESS_KEY=b",
+		"R2_ENDPOINT=http://" + testenv.FreeAddr(t)}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{name: "flags", args: []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}},
+		{name: "environment", env: []string{"SIGNET_LISTEN=127.0.0.1:0", "SIGNET_ADMIN_LISTEN=127.0.0.1:0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"serve"}, tt.args...)...)
+			cmd.Env = append(append(os.Environ(), zero...), tt.env...)
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			sc := bufio.NewScanner(stderr)
+			var admin, s3 string
+			for (admin == "" || s3 == "") && sc.Scan() {
+				fmt.Fprintln(t.Output(), sc.Text())
+				if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+					admin = m[1]
+				}
+				if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+					s3 = m[1]
+				}
+			}
+			if admin == "" || s3 == "" || strings.HasSuffix(admin, ":9001") || strings.HasSuffix(s3, ":9000") {
+				t.Fatalf("admin %q, s3 %q: want both on ports chosen at run time", admin, s3)
+			}
+			resp, err := http.Get("http://" + admin + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("healthz: %s", resp.Status)
 			}
 		})
 	}
@@ -378,5 +493,31 @@ func checkLogForSecrets(t *testing.T, log string, args []string) {
 		if strings.Contains(log, f) {
 			t.Errorf("signet's log contains %q", f)
 		}
+	}
+}
+
+// TestREADMEInvalidConfigSample: the README's sample of an invalid config's output is what
+// serve prints for the sample file beside it.
+func TestREADMEInvalidConfigSample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)\nfile:\n\n```yaml\n(.*?)```\n\ngives\n\n```\n(.*?)```\n").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("no sample file and output in the README")
+	}
+	path := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(path, m[1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(path))
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"serve", "--config", "signet.yaml"}, &out, &out)
+	if err == nil {
+		t.Fatal("the sample config is valid")
+	}
+	if got, want := "signet: "+err.Error()+"\n", string(m[2]); got != want {
+		t.Errorf("serve prints\n%s\nthe README shows\n%s", got, want)
 	}
 }

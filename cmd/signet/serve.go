@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,15 +23,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-proxy/signet/config"
+	"github.com/signet-proxy/signet/creds"
 	"github.com/signet-proxy/signet/listen"
 	"github.com/signet-proxy/signet/proxy"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--admin-listen ADDR] [--log-format text|json]",
+		"Run the sidecar: plain S3 in on --listen, re-signed S3 out to each account's upstream.\n"+
+			"Without --config, zero-config mode proxies every bucket to the R2 account of R2_ACCOUNT_ID,\n"+
+			"R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (optionally R2_JURISDICTION, R2_ENDPOINT).", stderr)
 	configPath := fs.String("config", "", "config file (YAML); without it, zero-config mode from R2_* variables")
-	listenFlag := fs.String("listen", "", "listen address, overriding the config's listen")
+	listenFlag := fs.String("listen", "", "S3 listen address, overriding the config's listen (env "+envListen+")")
+	adminFlag := fs.String("admin-listen", "", "admin listen address (/healthz, /readyz, /metrics) or off, overriding the config's admin_listen (env "+envAdminListen+")")
 	logFormat := fs.String("log-format", "", "log format: text or json (default: the config's, else text)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -39,9 +43,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	if *listenFlag != "" {
-		if err := config.CheckListen(*listenFlag); err != nil {
-			return fmt.Errorf("--listen: %w", err)
+	listenAddr, listenFrom := fromFlagOrEnv(*listenFlag, "--listen", envListen)
+	adminAddr, adminFrom := fromFlagOrEnv(*adminFlag, "--admin-listen", envAdminListen)
+	if listenAddr != "" {
+		if err := config.CheckListen(listenAddr); err != nil {
+			return fmt.Errorf("%s: %w", listenFrom, err)
+		}
+	}
+	if adminAddr != "" {
+		if err := config.CheckAdminListen(adminAddr); err != nil {
+			return fmt.Errorf("%s: %w", adminFrom, err)
 		}
 	}
 
@@ -49,9 +60,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *listenFlag != "" {
-		if err := cfg.CheckExposure(*listenFlag); err != nil {
-			return fmt.Errorf("--listen: %w", err)
+	if listenAddr != "" {
+		if err := cfg.CheckExposure(listenAddr); err != nil {
+			return fmt.Errorf("%s: %w", listenFrom, err)
 		}
 	}
 	if *logFormat != "" {
@@ -64,21 +75,51 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	warnReadableSecrets(logger, *configPath, cfg)
-	s := &server{path: *configPath, logger: logger, cfg: cfg, listenFlag: *listenFlag}
+	s := &server{path: *configPath, logger: logger, cfg: cfg, listenFlag: listenAddr, adminFlag: adminAddr}
 	return s.run(ctx)
+}
+
+// Environment variables that stand in for serve's --listen and --admin-listen, for
+// containers whose command line is the image's (the image sets both to all addresses).
+const (
+	envListen      = "SIGNET_LISTEN"
+	envAdminListen = "SIGNET_ADMIN_LISTEN"
+)
+
+// fromFlagOrEnv is the flag's value, else the environment variable's, with the name of
+// where it came from for error messages; "" when neither is set.
+func fromFlagOrEnv(flagValue, flagName, envName string) (value, from string) {
+	if flagValue != "" {
+		return flagValue, flagName
+	}
+	if v := strings.TrimSpace(os.Getenv(envName)); v != "" {
+		return v, envName
+	}
+	return "", ""
 }
 
 // server is one `signet serve`: its listeners, its live route table and its reloads.
 type server struct {
 	path       string // config file; "" in zero-config mode
-	listenFlag string
+	listenFlag string // --listen or SIGNET_LISTEN; "" for the config's
+	adminFlag  string // --admin-listen or SIGNET_ADMIN_LISTEN; "" for the config's
 	logger     *slog.Logger
 	metrics    *proxy.Metrics
 	handler    *proxy.Handler
 	tls        *listen.TLS // nil when tls.mode is off
+	budgets    *creds.Budgets
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
+}
+
+// setupOptions are Setup's options for a table replacing previous (nil at start). The
+// Cloudflare API budgets live as long as the process: a reload must not reset them.
+func (s *server) setupOptions(previous *proxy.Table) func(*proxy.SetupOptions) {
+	return func(o *proxy.SetupOptions) {
+		o.Metrics, o.Previous = s.metrics, previous
+		o.CacheOptions = append(o.CacheOptions, func(co *creds.CacheOptions) { co.Budgets = s.budgets })
+	}
 }
 
 func (s *server) listenAddr() string {
@@ -86,6 +127,13 @@ func (s *server) listenAddr() string {
 		return s.listenFlag
 	}
 	return s.cfg.Listen
+}
+
+func (s *server) adminAddr() string {
+	if s.adminFlag != "" {
+		return s.adminFlag
+	}
+	return s.cfg.AdminListen
 }
 
 func (s *server) run(ctx context.Context) error {
@@ -97,7 +145,8 @@ func (s *server) run(ctx context.Context) error {
 		}
 		return s.handler.Table()
 	})
-	table, err := proxy.Setup(s.cfg, s.logger, func(o *proxy.SetupOptions) { o.Metrics = s.metrics })
+	s.budgets = creds.NewBudgets()
+	table, err := proxy.Setup(s.cfg, s.logger, s.setupOptions(nil))
 	if err != nil {
 		return err
 	}
@@ -119,6 +168,14 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := newServer(s.handler, s.logger)
+	// Every request's context comes from abortCtx: cancelling it is how a stop that ran out
+	// of drain time aborts the requests still in flight. An upload blocked writing to an
+	// upstream that stopped reading reads nothing from its client, so closing the client's
+	// connection would never reach it; the cancelled context resets its upstream connection
+	// (proxy.Handler.ServeHTTP), which fails the blocked write, and nothing partial is stored.
+	abortCtx, abortRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer abortRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return abortCtx }
 	srv.ConnState = listen.ConnStateHook(ln) // which connections are idle, for the per-address bound
 	srv.RegisterOnShutdown(func() {          // runs once the listener is closed
 		s.logger.Info("stopped accepting connections; draining requests in flight")
@@ -127,8 +184,8 @@ func (s *server) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilShutdown(srv, ln, "s3") })
 
-	if s.cfg.AdminListen != "off" {
-		aln, err := net.Listen("tcp", s.cfg.AdminListen)
+	if s.adminAddr() != "off" {
+		aln, err := net.Listen("tcp", s.adminAddr())
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen: %w", err)
@@ -141,11 +198,15 @@ func (s *server) run(ctx context.Context) error {
 	s.logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("tls", s.cfg.TLS.Mode), slog.Bool("zero_config", s.cfg.ZeroConfig),
 		slog.Int("routes", len(s.cfg.Buckets)), slog.String("version", buildVersion()))
 
+	// From here on a reload may replace s.cfg at any time (under s.mu): what the rest of
+	// run needs of the starting config is read now. shutdown_timeout is restart-only.
+	timeout := time.Duration(s.cfg.ShutdownTimeout)
+	startKeyFiles := keyFiles(s.cfg)
 	if s.path != "" {
 		g.Go(func() error { return config.Watch(gctx, s.path, func() { s.reload(gctx) }) })
 		// Key files are read once, at setup: a rotated one (a Kubernetes secret update)
 		// needs a reload too. Those a later config adds are re-read at each reload.
-		for _, f := range keyFiles(s.cfg) {
+		for _, f := range startKeyFiles {
 			g.Go(func() error { return config.Watch(gctx, f, func() { s.reload(gctx) }) })
 		}
 		g.Go(func() error {
@@ -164,35 +225,37 @@ func (s *server) run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		timeout := time.Duration(s.cfg.ShutdownTimeout)
 		s.logger.Info("shutting down", slog.Duration("drain_timeout", timeout))
 		s.handler.Drain()
-		sctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// Exiting now would close the upstream connections of uploads still in flight
-			// with a FIN, which a lenient server takes for the end of the body, storing a
-			// truncated object. Closing their clients' connections instead makes each
-			// request fail its body read, which resets its upstream connection (see
-			// proxy.Handler.Wait); then they are waited for.
-			s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
-			_ = srv.Close()
+		// The admin listener goes last, whatever happens to the drain: /readyz says
+		// "draining" meanwhile, and a server left running would keep g.Wait from returning.
+		defer func() {
 			actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 			defer cancel()
-			if err := s.handler.Wait(actx); err != nil {
-				return fmt.Errorf("abort requests in flight: %w", err)
+			for _, srv := range servers[1:] {
+				if err := srv.Shutdown(actx); err != nil {
+					_ = srv.Close()
+				}
 			}
+		}()
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err == nil {
+			return nil
 		}
-		// The admin listener goes last: /readyz says "draining" while the S3 one drains.
+		// Exiting now would end the upstream connections of uploads still in flight with a
+		// FIN, which a lenient server takes for the end of the body. Aborting them resets
+		// those connections instead; then they are waited for, for at most abortTimeout.
+		s.logger.Warn("drain time ran out; aborting the requests still in flight", slog.Duration("drain_timeout", timeout))
+		abortRequests()
+		_ = srv.Close()
 		actx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 		defer cancel()
-		var errs []error
-		for _, srv := range servers[1:] {
-			if err := srv.Shutdown(actx); err != nil {
-				errs = append(errs, fmt.Errorf("admin drain: %w", err))
-			}
+		if err := s.handler.Wait(actx); err != nil {
+			// Uploads still in flight have SO_LINGER 0 upstream: the exit resets them.
+			return fmt.Errorf("drain time (%s) ran out and aborting the requests in flight did not end them within %s: %w", timeout, abortTimeout, err)
 		}
-		return errors.Join(errs...)
+		return fmt.Errorf("drain time (%s) ran out: requests in flight were aborted", timeout)
 	})
 	return g.Wait()
 }
@@ -235,9 +298,7 @@ func (s *server) reload(ctx context.Context) {
 	next, err := config.Load(s.path)
 	if err == nil {
 		var table *proxy.Table
-		table, err = proxy.Setup(next, s.logger, func(o *proxy.SetupOptions) {
-			o.Metrics, o.Previous = s.metrics, s.handler.Table()
-		})
+		table, err = proxy.Setup(next, s.logger, s.setupOptions(s.handler.Table()))
 		if err == nil {
 			if changed := restartOnly(s.cfg, next); len(changed) > 0 {
 				s.logger.Warn("config reload: these changes take effect only after a restart; the routes, accounts and clients were applied",
@@ -301,7 +362,12 @@ func loadConfig(path string) (*config.Config, error) {
 		return config.FromEnv(os.LookupEnv)
 	}
 	cfg, err := config.Load(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("config file %s does not exist (leave out --config for zero-config mode from R2_* variables)", path)
+	case errors.Is(err, config.ErrRead):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
 	return cfg, nil
@@ -315,6 +381,14 @@ func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.Format {
 	case "json":
+		// Durations in seconds, as Prometheus and log tooling expect, not slog's raw
+		// nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.Float64(a.Key, a.Value.Duration().Seconds())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -72,6 +73,17 @@ type FakeCloudflareConfig struct {
 	// Mint produces the credentials for a valid call, e.g. (*MinIO).R2Like. Default: made-up
 	// credentials, unique per call, that no server accepts.
 	Mint func(ctx context.Context, req TempCredentialsRequest) (aws.Credentials, error)
+	// RateLimit, when Calls is set, answers as Cloudflare's rate limit does: beyond Calls
+	// calls in Window, 429 with Retry-After, and every call blocked for Block (Cloudflare:
+	// 1200 calls in 5 minutes, then blocked for 5 minutes). Default: no limit.
+	RateLimit RateLimit
+}
+
+// RateLimit is a [FakeCloudflareConfig]'s rate limit.
+type RateLimit struct {
+	Calls  int
+	Window time.Duration
+	Block  time.Duration
 }
 
 // FakeCloudflare serves POST /client/v4/accounts/{account_id}/r2/temp-access-credentials
@@ -87,12 +99,17 @@ type FakeCloudflare struct {
 
 	cfg     FakeCloudflareConfig
 	release chan struct{} // closed at cleanup: held and hanging answers end
+	// connClosed receives a value each time a client connection closes.
+	connClosed chan struct{}
 
 	mu      sync.Mutex
 	faults  []Fault
 	issued  []Issued
 	calls   int
 	madeUpN int
+	recent  []time.Time // calls within RateLimit.Window
+	blocked time.Time   // rate limited until then
+	limited int         // calls answered 429 by the rate limit
 }
 
 // NewFakeCloudflare starts the fake on a loopback port and closes it in t.Cleanup.
@@ -108,7 +125,17 @@ func NewFakeCloudflare(t testing.TB, cfg FakeCloudflareConfig) *FakeCloudflare {
 	if f.cfg.Mint == nil {
 		f.cfg.Mint = f.madeUp
 	}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	f.connClosed = make(chan struct{}, 1024)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed || s == http.StateHijacked {
+			select {
+			case f.connClosed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(f.release) }) // runs before srv.Close, which waits for handlers
 	f.BaseURL = srv.URL + "/client/v4"
@@ -118,6 +145,9 @@ func NewFakeCloudflare(t testing.TB, cfg FakeCloudflareConfig) *FakeCloudflare {
 // AccountID and Token are what the fake accepts.
 func (f *FakeCloudflare) AccountID() string { return f.cfg.AccountID }
 func (f *FakeCloudflare) Token() string     { return f.cfg.Token }
+
+// ConnClosed receives a value each time a connection to the fake is closed, by either side.
+func (f *FakeCloudflare) ConnClosed() <-chan struct{} { return f.connClosed }
 
 // Inject queues faults for the next calls, one call each, in order.
 func (f *FakeCloudflare) Inject(faults ...Fault) {
@@ -133,6 +163,42 @@ func (f *FakeCloudflare) Calls() int {
 	return f.calls
 }
 
+// SetRateLimit replaces the configured rate limit, from the next call on.
+func (f *FakeCloudflare) SetRateLimit(rl RateLimit) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cfg.RateLimit = rl
+}
+
+// RateLimited counts the calls the rate limit answered with 429.
+func (f *FakeCloudflare) RateLimited() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limited
+}
+
+// rateLimited reports whether the rate limit refuses a call at now, and for how long.
+// Needs mu.
+func (f *FakeCloudflare) rateLimited(now time.Time) (time.Duration, bool) {
+	rl := f.cfg.RateLimit
+	if rl.Calls == 0 {
+		return 0, false
+	}
+	if now.Before(f.blocked) {
+		return f.blocked.Sub(now), true
+	}
+	cut := 0
+	for cut < len(f.recent) && now.Sub(f.recent[cut]) >= rl.Window {
+		cut++
+	}
+	f.recent = append(f.recent[cut:], now)
+	if len(f.recent) > rl.Calls {
+		f.blocked = now.Add(rl.Block)
+		return rl.Block, true
+	}
+	return 0, false
+}
+
 // Issued returns the credentials handed out so far, oldest first.
 func (f *FakeCloudflare) Issued() []Issued {
 	f.mu.Lock()
@@ -143,6 +209,13 @@ func (f *FakeCloudflare) Issued() []Issued {
 func (f *FakeCloudflare) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.calls++
+	if wait, limited := f.rateLimited(time.Now()); limited {
+		f.limited++
+		f.mu.Unlock()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
+		writeEnvelope(w, http.StatusTooManyRequests, []CFError{{971, "Please wait and consider throttling your request speed"}}, nil)
+		return
+	}
 	var fault *Fault
 	if len(f.faults) > 0 {
 		fault = &f.faults[0]

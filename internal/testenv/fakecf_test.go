@@ -109,3 +109,31 @@ func TestFakeCloudflareValidates(t *testing.T) {
 		t.Errorf("issued %d credentials, want 2", n)
 	}
 }
+
+// TestFakeCloudflareRateLimit: beyond the limit the fake answers 429 with Retry-After and
+// blocks every call for the block time, as Cloudflare does.
+func TestFakeCloudflareRateLimit(t *testing.T) {
+	fake := NewFakeCloudflare(t, FakeCloudflareConfig{RateLimit: RateLimit{Calls: 3, Window: time.Minute, Block: 5 * time.Minute}})
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	body := `{"bucket":"b","parentAccessKeyId":"p","permission":"object-read-only","ttlSeconds":900}`
+	for i, want := range []int{200, 200, 200, 429, 429} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, fake.BaseURL+"/accounts/"+fake.AccountID()+"/r2/temp-access-credentials", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+fake.Token())
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("call %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+		if want == 429 && resp.Header.Get("Retry-After") != "300" {
+			t.Errorf("call %d: Retry-After %q, want 300", i+1, resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := fake.RateLimited(); n != 2 {
+		t.Errorf("RateLimited() = %d, want 2", n)
+	}
+}

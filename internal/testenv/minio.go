@@ -80,10 +80,21 @@ func MinIOBinary() (string, error) {
 	return "", fmt.Errorf("find minio: SIGNET_MINIO unset, no %s, none on PATH", cached)
 }
 
+// MinIOOptions are StartMinIO's optional settings.
+type MinIOOptions struct {
+	// Env is added to the server's environment, e.g. MINIO_IDENTITY_OPENID_* (see
+	// [OIDCIssuer.MinIOEnv]). Default: none.
+	Env []string
+}
+
 // StartMinIO starts a MinIO server for the test and stops it in t.Cleanup. It fails the
 // test, naming the install command, when the binary is missing.
-func StartMinIO(t testing.TB) *MinIO {
+func StartMinIO(t testing.TB, optFns ...func(*MinIOOptions)) *MinIO {
 	t.Helper()
+	var o MinIOOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
 	bin, err := MinIOBinary()
 	if err != nil {
 		t.Fatalf("MinIO server needed: %v\ninstall: %s", err, MinIOInstall)
@@ -109,6 +120,7 @@ func StartMinIO(t testing.TB) *MinIO {
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	)
+	cmd.Env = append(cmd.Env, o.Env...)
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

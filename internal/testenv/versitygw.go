@@ -33,6 +33,8 @@ type VersityGW struct {
 	DataDir string
 	// RootCAs trusts its certificate when it serves HTTPS (StartVersityGWTLS); else nil.
 	RootCAs *x509.CertPool
+	// CertFile is that certificate's PEM file (for SSL_CERT_FILE); else "".
+	CertFile string
 }
 
 // versityGWBinary finds the versitygw binary: $SIGNET_VERSITYGW, the tools cache that
@@ -54,6 +56,13 @@ func versityGWBinary(t testing.TB) string {
 	t.Fatalf("versitygw not found: run `make tools` (GOBIN=$(go env GOCACHE)/../signet-tools/versitygw-%s "+
 		"go install github.com/versity/versitygw/cmd/versitygw@%s) or set SIGNET_VERSITYGW", VersityGWVersion, VersityGWVersion)
 	return ""
+}
+
+// VersityGWBinary is the versitygw binary the tests run, for tests that start it their own
+// way (the demo script); it fails t when there is none.
+func VersityGWBinary(t testing.TB) string {
+	t.Helper()
+	return versityGWBinary(t)
 }
 
 // ToolsDir is where `make tools` installs test servers: $SIGNET_TOOLS, else
@@ -100,7 +109,7 @@ func startVersityGW(t testing.TB, useTLS bool) *VersityGW {
 	client := &http.Client{Timeout: time.Second}
 	if useTLS {
 		certFile, keyFile, pool := selfSignedCert(t)
-		g.Endpoint, g.RootCAs = "https://"+addr, pool
+		g.Endpoint, g.RootCAs, g.CertFile = "https://"+addr, pool, certFile
 		args = append(args, "--cert", certFile, "--key", keyFile)
 		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	}
