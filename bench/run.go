@@ -371,17 +371,23 @@ func (e *env) prepare(ctx context.Context, u *upstream) error {
 	cl := newClient(u, true)
 	defer cl.close()
 	base := u.endpoint + "/" + u.bucket + "/"
+	objects := []*content{u.small, u.large}
+	if contains(e.o.scenarios, "parallel-get") && e.o.parallelSize != u.large.size {
+		objects = append(objects, newContent(e.o.parallelSize))
+	}
 	if strings.HasPrefix(u.kind, "versitygw") {
-		fmt.Fprintf(e.stderr, "[versitygw] uploading %s and %s test objects\n", formatBytes(u.small.size), formatBytes(u.large.size))
+		fmt.Fprintf(e.stderr, "[versitygw] uploading %d test objects\n", len(objects))
 		if err := cl.put(ctx, base+objectKey(u.small.size), bytes.NewReader(u.smallBytes), u.small.size); err != nil {
 			return fmt.Errorf("upload test object: %w", err)
 		}
-		if err := cl.put(ctx, base+objectKey(u.large.size), &contentReader{c: u.large}, u.large.size); err != nil {
-			return fmt.Errorf("upload test object: %w", err)
+		for _, c := range objects[1:] {
+			if err := cl.put(ctx, base+objectKey(c.size), &contentReader{c: c}, c.size); err != nil {
+				return fmt.Errorf("upload test object: %w", err)
+			}
 		}
 	}
 	buf := make([]byte, 256<<10)
-	for _, c := range []*content{u.small, u.large} {
+	for _, c := range objects {
 		if _, err := cl.get(ctx, base+objectKey(c.size), c, buf); err != nil {
 			return fmt.Errorf("read test object back: %w", err)
 		}
