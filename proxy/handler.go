@@ -204,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		body := r.Body
 		if lw.rc != nil {
-			body = deadlineBody{body, lw.rc, lw.idle}
+			body = &deadlineBody{ReadCloser: body, rc: lw.rc, d: deadline{idle: lw.idle}}
 		}
 		x.in = &countingBody{ReadCloser: body}
 		in.Body = x.in
@@ -675,6 +675,7 @@ type logWriter struct {
 	n      int64
 	rc     *http.ResponseController // nil: no idle timeout
 	idle   time.Duration
+	wd     deadline // the write deadline, pushed forward as the answer is written
 	// own are the headers signet set for its final answer before forwarding (request id,
 	// Connection: close, ...). ReverseProxy writes an upstream's 1xx (100 Continue) with
 	// whatever the header map holds, then clears the map: own would go out on the 1xx (a
@@ -720,7 +721,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	if w.rc != nil {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+		if w.wd.idle == 0 {
+			w.wd.idle = w.idle
+		}
+		if at, ok := w.wd.push(); ok {
+			_ = w.rc.SetWriteDeadline(at)
+		}
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)

@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestDeadlinePush: the idle deadline moves only once less than 15/16 of the timeout is
+// left, and then to a full timeout from now; it is never later than a timeout after the
+// last push.
+func TestDeadlinePush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := deadline{idle: 16 * time.Second}
+		steps := []struct {
+			after time.Duration // since the previous step
+			moved bool
+		}{
+			{0, true},                       // the first push always sets it
+			{500 * time.Millisecond, false}, // 15.5 s left
+			{499 * time.Millisecond, false}, // 15.001 s left
+			{2 * time.Millisecond, true},    // 14.999 s left: moved
+			{0, false},
+			{20 * time.Second, true}, // long past: moved
+		}
+		for i, s := range steps {
+			time.Sleep(s.after) // the bubble's clock
+			at, moved := d.push()
+			if moved != s.moved {
+				t.Fatalf("step %d: moved %v, want %v", i, moved, s.moved)
+			}
+			if moved && !at.Equal(time.Now().Add(d.idle)) {
+				t.Fatalf("step %d: deadline %v, want a timeout from now", i, at)
+			}
+			if left := d.at.Sub(time.Now()); left > d.idle || left <= 0 {
+				t.Fatalf("step %d: %v left of the deadline", i, left)
+			}
+		}
+	})
+}
