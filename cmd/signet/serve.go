@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -29,9 +28,6 @@ import (
 	"github.com/signet-proxy/signet/proxy"
 )
 
-// serveGCPercent is the garbage collector's target for serve, unless GOGC is set.
-const serveGCPercent = 400
-
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--admin-listen ADDR] [--log-format text|json]",
 		"Run the sidecar: plain S3 in on --listen, re-signed S3 out to each account's upstream.\n"+
@@ -46,14 +42,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
-	if os.Getenv("GOGC") == "" {
-		// signet's live heap is a few MiB, so with Go's default of 100 (and its 4 MiB
-		// minimum) it collected every few hundred small requests, and collection was the
-		// largest share of its per-request CPU over a bare hop (issue 16, README
-		// "Performance"). 400 collects a quarter as often; peak RSS stays far under 64 MiB.
-		// GOGC in the environment still wins.
-		debug.SetGCPercent(serveGCPercent)
 	}
 	listenAddr, listenFrom := fromFlagOrEnv(*listenFlag, "--listen", envListen)
 	adminAddr, adminFrom := fromFlagOrEnv(*adminFlag, "--admin-listen", envAdminListen)
