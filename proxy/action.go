@@ -110,7 +110,10 @@ func classify(m, bucket, key string, q url.Values, copying bool) action {
 	case key == "":
 		switch m {
 		case http.MethodHead:
-			return actHeadBucket
+			if onlyParams(q, nil) {
+				return actHeadBucket
+			}
+			return actBucketRead // HEAD ?policy and the like: a subresource, not HeadBucket
 		case http.MethodOptions:
 			return actPreflight
 		case http.MethodGet:

@@ -99,10 +99,13 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 	}
 	signer.Strip(nil, p.query)
 	p.rawQuery = p.query.Encode()
-	if v, ok := p.query["response-content-type"]; ok && activeContentType(v[0]) {
-		// Served on signet's origin, the same as every route's, such an object would run
-		// with the rights to read them all.
-		return p, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "response-content-type " + quote(v[0]) + " is refused: a browser would run it as a page or script"}
+	for name, v := range p.query {
+		// Any spelling: some servers (MinIO) read query names without regard to case.
+		if strings.EqualFold(name, "response-content-type") && activeContentType(v[0]) {
+			// Served on signet's origin, the same as every route's, such an object would
+			// run with the rights to read them all.
+			return p, &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "response-content-type " + quote(v[0]) + " is refused: a browser would run it as a page or script"}
+		}
 	}
 
 	switch {
@@ -128,7 +131,7 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 		return p, &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "x-amz-copy-source is only for PUT (CopyObject, UploadPartCopy)"}
 	}
 	p.action = classify(r.Method, p.bucket, p.key, p.query, src != nil)
-	a := access{action: p.action, write: writes(r.Method), bucket: p.bucket, key: p.key}
+	a := access{action: p.action, write: writes(r.Method), bucket: p.bucket, key: p.key, extensions: keyReachingHeaders(r.Header)}
 	if p.action.isListing() {
 		a.prefix = p.query.Get("prefix")
 		if err := checkKey(a.prefix); err != nil {

@@ -16,6 +16,9 @@ type access struct {
 	key    string   // object actions
 	prefix string   // listings
 	keys   []string // DeleteObjects
+	// extensions are the request's headers that make some server reach other keys than
+	// the ones above (see keyReachingHeaders).
+	extensions []string
 }
 
 // authorize decides whether client c (nil without client identities) may, through route
@@ -82,6 +85,9 @@ func (s scope) permits(a access, what string) *s3Error {
 	deny := func(msg string) *s3Error {
 		return &s3Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + ": " + what + " is limited to " + s.describe()}
 	}
+	if len(a.extensions) > 0 {
+		return deny("header " + a.extensions[0] + " may reach keys signet cannot check")
+	}
 	switch {
 	case a.action.onObject():
 		if !s.allowsKey(a.key) {
@@ -136,4 +142,25 @@ func (rt *Route) allows(a action) bool {
 		return true
 	}
 	return slices.Contains(rt.actions, a.r2Name())
+}
+
+// keyReachingHeaders returns the names of h's headers with which some S3 server reaches
+// keys other than the request's own: server extensions (MinIO's x-minio-* such as
+// x-minio-force-delete, which deletes everything under the key; its snowball
+// x-amz-meta-snowball-auto-extract and x-amz-meta-minio-*, which unpack an uploaded archive
+// anywhere in the bucket; Ceph's x-rgw-*) and RenameObject's x-amz-rename-source. Their
+// effect cannot be checked, so a scope refuses them.
+func keyReachingHeaders(h http.Header) []string {
+	var names []string
+	for k := range h {
+		l := strings.ToLower(k)
+		for _, p := range []string{"x-minio-", "x-rgw-", "x-amz-meta-snowball-", "x-amz-meta-minio-", "x-amz-rename-source"} {
+			if strings.HasPrefix(l, p) {
+				names = append(names, l)
+				break
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }

@@ -246,6 +246,11 @@ func parseCopySource(vs []string) (*copySource, *s3Error) {
 	if err := checkKey(key); err != nil {
 		return bad(err.Message)
 	}
+	if strings.Contains(key, "?") {
+		// Some servers (versitygw) decode the value before cutting at "?versionId=": they
+		// would read a shorter key than the one checked.
+		return bad(`a "?" in the key is refused: servers disagree on where such a key ends`)
+	}
 	cs.bucket, cs.key = bucket, key
 	return &cs, nil
 }

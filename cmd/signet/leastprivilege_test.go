@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/xml"
@@ -332,5 +334,58 @@ buckets:
 		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "private" {
 			t.Errorf("%s is now %d %q", k, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestServerExtensionsStayInScope: MinIO unpacks an uploaded tar into the bucket when the
+// PUT carries X-Amz-Meta-Snowball-Auto-Extract, and X-Minio-Force-Delete deletes everything
+// under a key: through a scoped route, both would reach keys signet never saw. They are
+// refused on scoped routes (and kept on open ones, where every key is the client's anyway).
+func TestServerExtensionsStayInScope(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	p := startSignet(t, "--config", writeConfig(t, fmt.Sprintf(`admin_listen: "off"
+accounts:
+  mn: {endpoint: %s, credentials: {access_key_id: %s, secret_access_key: %s}}
+buckets:
+  - {name: mphotos, account: mn, prefixes: [allowed/]}
+  - {name: mone, account: mn, upstream_bucket: mphotos, objects: [shared/report.txt]}
+  - {name: mall, account: mn, upstream_bucket: mphotos}
+`, m.Endpoint, m.RootUser, m.RootPassword)))
+	c := &http.Client{Transport: &http.Transport{}}
+	for _, put := range []string{"/mall", "/mall/private/victim.txt", "/mall/shared/report.txt", "/mall/shared/report.txt/child"} {
+		var body io.Reader = strings.NewReader("private")
+		if put == "/mall" {
+			body = nil
+		}
+		if code, b := do(t, c, "PUT", "http://"+p.addr+put, body); code != 200 {
+			t.Fatalf("set up %s: %d %s", put, code, b)
+		}
+	}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	tw.WriteHeader(&tar.Header{Name: "private/victim.txt", Mode: 0o644, Size: 6})
+	tw.Write([]byte("pwned!"))
+	tw.Close()
+
+	extract := rawReq("PUT", "/mphotos/allowed/x.tar", [][2]string{{"X-Amz-Meta-Snowball-Auto-Extract", "true"}}, tarball.String())
+	if resp := sendRaw(t, p.addr, extract); resp.StatusCode != 403 {
+		t.Errorf("snowball extract through a prefix-scoped route: %d, want 403", resp.StatusCode)
+	}
+	force := rawReq("DELETE", "/mone/shared/report.txt", [][2]string{{"X-Minio-Force-Delete", "true"}}, "")
+	if resp := sendRaw(t, p.addr, force); resp.StatusCode != 403 {
+		t.Errorf("force delete through an object-scoped route: %d, want 403", resp.StatusCode)
+	}
+	for _, k := range []string{"private/victim.txt", "shared/report.txt/child"} {
+		if code, body := do(t, c, "GET", "http://"+p.addr+"/mall/"+k, nil); code != 200 || body != "private" {
+			t.Errorf("%s is now %d %q", k, code, body)
+		}
+	}
+	// On the open route the extension is the client's to use, and works.
+	extract = rawReq("PUT", "/mall/x.tar", [][2]string{{"X-Amz-Meta-Snowball-Auto-Extract", "true"}}, tarball.String())
+	if resp := sendRaw(t, p.addr, extract); resp.StatusCode != 200 {
+		t.Fatalf("snowball extract on an open route: %d", resp.StatusCode)
+	}
+	if code, body := do(t, c, "GET", "http://"+p.addr+"/mall/private/victim.txt", nil); code != 200 || body != "pwned!" {
+		t.Errorf("the extension did not work on the open route (%d %q): this test no longer shows the attack", code, body)
 	}
 }
