@@ -12,8 +12,10 @@
 //   - direct: the harness signs each request itself (UNSIGNED-PAYLOAD, aws-sdk-go-v2's v4
 //     signer with DisableURIPathEscaping) and sends it straight to the upstream.
 //   - bare hop: the yardstick, a minimal httputil.ReverseProxy that strips the client's
-//     authentication and re-signs with the same signer and static credentials, nothing
-//     else. It is this program re-executed with the hidden flag -role barehop.
+//     authentication and re-signs with the same signer and static credentials, with
+//     256 KiB pooled copy buffers and 1024 idle upstream connections (as issue 16's
+//     independent harness set it), nothing else. It is this program re-executed with the
+//     hidden flag -role barehop; to TLS upstreams it speaks HTTP/1.1 (-bare-h2: HTTP/2).
 //   - signet: the real binary, built by the harness from ./cmd/signet (or -signet-bin),
 //     run as `signet serve --config FILE --listen 127.0.0.1:0` with its request log on and
 //     written to a file, so that logging costs what it costs in production.
@@ -33,12 +35,19 @@
 //     Its figures include its disk and checksum work, which bound it near 150 MB/s here, so
 //     its large objects are at most 256 MiB unless -versitygw-large-size says otherwise.
 //
+// null-tls and versitygw-tls are the same served over TLS with a certificate the harness
+// makes for the run; signet trusts it through SSL_CERT_FILE.
+//
 // # Scenarios and figures
 //
 // Small objects (-small-size, 4 KiB) GET and PUT at each -concurrency (1 and 32): req/s,
 // p50 and p99 latency, and proxy CPU µs per request. Large objects (-large-size, 1 GiB), one
 // PUT and one GET per measurement: MB/s, time to first byte for the GET, proxy CPU s per GB
-// and proxy peak RSS. Proxy CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the
+// and proxy peak RSS. parallel-put and parallel-get run -parallel transfers of
+// -parallel-size at once; chunked-put and trailer-put upload -large-size as aws-chunked
+// bodies, chunk-signed (minio-go's framing) and unsigned with a CRC32 trailer (the JS
+// SDK's), on the null upstreams only; the report compares signet's CPU per GB on them with
+// its plain PUT's. Proxy CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the
 // measurement. Every GET body is checked byte for byte against content regenerated from the
 // object's size; a failed request or a wrong byte stops the run.
 //
@@ -55,8 +64,11 @@
 //
 // -signet-bin runs a prebuilt signet instead, e.g. a profiling variant built from a copy
 // of the tree. -b-bin and -b-log-level add a fourth target, signet-b, measured in the same
-// rounds: a signet binary before and after a change, or with and without its request log. With SIGNET_BENCH_CPUPROFILE=DIR in the environment the bare hop and the
-// null upstream write DIR/<role>-<pid>.pprof.
+// rounds: a signet binary before and after a change, or with and without its request log;
+// -b-env runs it with extra environment (GODEBUG=http2client=0: HTTP/1.1 against HTTP/2).
+// With SIGNET_BENCH_CPUPROFILE=DIR in the environment the bare hop and the null upstream
+// write DIR/<role>-<pid>.pprof, and signet, built with a profiling overlay (see
+// profileSource), DIR/signet-<pid>.pprof.
 //
 // Every process and goroutine the harness starts is stopped before it exits, also on
 // Ctrl-C and on error; every loop is bounded in time and count; nothing leaves loopback.
