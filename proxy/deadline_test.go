@@ -38,3 +38,65 @@ func TestDeadlinePush(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchdog: it fires when one watched wait lasts the timeout, never for waits that end
+// sooner however many there are, nor between waits, nor after finish.
+func TestWatchdog(t *testing.T) {
+	const idle = 10 * time.Second
+	tests := []struct {
+		name  string
+		steps func(w *watchdog)
+		fired bool
+	}{
+		{name: "one wait as long as the timeout", fired: true, steps: func(w *watchdog) {
+			w.run()
+			time.Sleep(idle + time.Millisecond)
+		}},
+		{name: "many short waits", steps: func(w *watchdog) {
+			for range 50 {
+				w.run()
+				time.Sleep(idle / 2)
+				w.stop()
+				time.Sleep(time.Second)
+			}
+		}},
+		{name: "long pause between waits", steps: func(w *watchdog) {
+			w.run()
+			time.Sleep(idle / 2)
+			w.stop()
+			time.Sleep(3 * idle)
+		}},
+		{name: "a wait starting late in the timer's period", fired: true, steps: func(w *watchdog) {
+			time.Sleep(idle - time.Second)
+			w.run()
+			time.Sleep(idle + time.Millisecond)
+		}},
+		{name: "finished", steps: func(w *watchdog) {
+			w.run()
+			w.finish()
+			time.Sleep(3 * idle)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fired := make(chan time.Time, 1)
+				w := newWatchdog(idle, func() { fired <- time.Now() })
+				start := time.Now()
+				tt.steps(w)
+				synctest.Wait()
+				select {
+				case at := <-fired:
+					if !tt.fired {
+						t.Fatalf("fired after %v", at.Sub(start))
+					}
+				default:
+					if tt.fired {
+						t.Fatal("did not fire")
+					}
+				}
+				w.finish()
+			})
+		})
+	}
+}
