@@ -38,6 +38,7 @@ func newClient(u *upstream, sign bool) *client {
 		DisableCompression:    true,
 		WriteBufferSize:       256 << 10,
 		ReadBufferSize:        256 << 10,
+		TLSClientConfig:       u.tls, // HTTP/1.1: a client of the upstream as the proxies are
 	}
 	c := &client{
 		tr: tr,
@@ -92,6 +93,27 @@ func (c *client) do(req *http.Request) (*http.Response, error) {
 func (c *client) put(ctx context.Context, url string, body io.Reader, size int64) error {
 	req, err := c.newRequest(ctx, http.MethodPut, url, body, size)
 	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("PUT %s: reading response: %w", req.URL.Path, err)
+	}
+	return nil
+}
+
+// putChunked uploads body (size bytes) to url framed as aws-chunked in mode.
+func (c *client) putChunked(ctx context.Context, url string, u *upstream, mode string, body io.Reader, size int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, http.NoBody)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if err := c.newChunkedRequest(req, u, mode, body, size); err != nil {
 		return err
 	}
 	resp, err := c.do(req)

@@ -12,8 +12,10 @@
 //   - direct: the harness signs each request itself (UNSIGNED-PAYLOAD, aws-sdk-go-v2's v4
 //     signer with DisableURIPathEscaping) and sends it straight to the upstream.
 //   - bare hop: the yardstick, a minimal httputil.ReverseProxy that strips the client's
-//     authentication and re-signs with the same signer and static credentials, nothing
-//     else. It is this program re-executed with the hidden flag -role barehop.
+//     authentication and re-signs with the same signer and static credentials, with
+//     256 KiB pooled copy buffers and 1024 idle upstream connections (as issue 16's
+//     independent harness set it), nothing else. It is this program re-executed with the
+//     hidden flag -role barehop; to TLS upstreams it speaks HTTP/1.1 (-bare-h2: HTTP/2).
 //   - signet: the real binary, built by the harness from ./cmd/signet (or -signet-bin),
 //     run as `signet serve --config FILE --listen 127.0.0.1:0` with its request log on and
 //     written to a file, so that logging costs what it costs in production.
@@ -33,12 +35,19 @@
 //     Its figures include its disk and checksum work, which bound it near 150 MB/s here, so
 //     its large objects are at most 256 MiB unless -versitygw-large-size says otherwise.
 //
+// null-tls and versitygw-tls are the same served over TLS with a certificate the harness
+// makes for the run; signet trusts it through SSL_CERT_FILE.
+//
 // # Scenarios and figures
 //
 // Small objects (-small-size, 4 KiB) GET and PUT at each -concurrency (1 and 32): req/s,
 // p50 and p99 latency, and proxy CPU µs per request. Large objects (-large-size, 1 GiB), one
 // PUT and one GET per measurement: MB/s, time to first byte for the GET, proxy CPU s per GB
-// and proxy peak RSS. Proxy CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the
+// and proxy peak RSS. parallel-put and parallel-get run -parallel transfers of
+// -parallel-size at once; chunked-put and trailer-put upload -large-size as aws-chunked
+// bodies, chunk-signed (minio-go's framing) and unsigned with a CRC32 trailer (the JS
+// SDK's), on the null upstreams only; the report compares signet's CPU per GB on them with
+// its plain PUT's. Proxy CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) over the
 // measurement. Every GET body is checked byte for byte against content regenerated from the
 // object's size; a failed request or a wrong byte stops the run.
 //
@@ -55,8 +64,11 @@
 //
 // -signet-bin runs a prebuilt signet instead, e.g. a profiling variant built from a copy
 // of the tree. -b-bin and -b-log-level add a fourth target, signet-b, measured in the same
-// rounds: a signet binary before and after a change, or with and without its request log. With SIGNET_BENCH_CPUPROFILE=DIR in the environment the bare hop and the
-// null upstream write DIR/<role>-<pid>.pprof.
+// rounds: a signet binary before and after a change, or with and without its request log;
+// -b-env runs it with extra environment (GODEBUG=http2client=0: HTTP/1.1 against HTTP/2).
+// With SIGNET_BENCH_CPUPROFILE=DIR in the environment the bare hop and the null upstream
+// write DIR/<role>-<pid>.pprof, and signet, built with a profiling overlay (see
+// profileSource), DIR/signet-<pid>.pprof.
 //
 // Every process and goroutine the harness starts is stopped before it exits, also on
 // Ctrl-C and on error; every loop is bounded in time and count; nothing leaves loopback.
@@ -117,8 +129,12 @@ type options struct {
 	maxRequests  int64
 	signetBin    string
 	signetLog    string
-	bBin         string // signet-b: another binary (default: signet's)
-	bLog         string // signet-b: another log level (default: signet's)
+	bBin         string   // signet-b: another binary (default: signet's)
+	bLog         string   // signet-b: another log level (default: signet's)
+	bEnv         []string // signet-b: extra environment, e.g. GODEBUG=http2client=0
+	bareH2       bool     // the bare hop offers HTTP/2 to TLS upstreams
+	parallel     int      // transfers at once in the parallel scenarios
+	parallelSize int64    // each one's size
 	keep         bool
 	out          string
 	args         []string // as given, for the report
@@ -129,9 +145,11 @@ type options struct {
 const defaultVGWLargeMax = 256 << 20
 
 var (
-	allUpstreams = []string{"null", "versitygw"}
+	allUpstreams = []string{"null", "versitygw", "null-tls", "versitygw-tls"}
 	allTargets   = []string{"direct", "barehop", "signet", "signet-b"}
-	allScenarios = []string{"small-get", "small-put", "large-put", "large-get"}
+	allScenarios = []string{"small-get", "small-put", "large-put", "large-get", "parallel-put", "parallel-get", "chunked-put", "trailer-put"}
+	// defaultScenarios leave out the parallel and aws-chunked ones, which take longer.
+	defaultScenarios = []string{"small-get", "small-put", "large-put", "large-get"}
 )
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -148,7 +166,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	conc := fs.String("concurrency", "1,32", "concurrency levels of the small-object scenarios")
 	ups := fs.String("upstream", "both", "null, versitygw or both")
 	targets := fs.String("targets", "direct,barehop,signet", "targets to measure: direct, barehop, signet, signet-b (added by -b-bin or -b-log-level)")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run")
+	scen := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run: "+strings.Join(allScenarios, ", "))
+	fs.IntVar(&o.parallel, "parallel", 32, "transfers at once in parallel-put and parallel-get")
+	o.parallelSize = 64 << 20
+	fs.Var((*byteSize)(&o.parallelSize), "parallel-size", "size of each transfer in parallel-put and parallel-get")
+	fs.BoolVar(&o.bareH2, "bare-h2", false, "the bare hop offers HTTP/2 to TLS upstreams (default: HTTP/1.1)")
+	bEnv := fs.String("b-env", "", "adds target signet-b: signet with this extra environment, comma-separated KEY=VALUE (e.g. GODEBUG=http2client=0)")
 	fs.Int64Var(&o.maxRequests, "max-requests", 5_000_000, "bound on requests per measurement")
 	fs.StringVar(&o.signetBin, "signet-bin", "", "run this signet binary instead of building ./cmd/signet")
 	fs.StringVar(&o.signetLog, "signet-log-level", "info", "signet's log.level: info logs every request, as in production; warn measures signet without its request log")
@@ -197,7 +220,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.upstreams, err = parseList(*ups, allUpstreams); err != nil {
 		return nil, fmt.Errorf("-upstream: %w", err)
 	}
-	if (o.bBin != "" || o.bLog != "") && !strings.Contains(*targets, "signet-b") {
+	for kv := range strings.SplitSeq(*bEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				return nil, fmt.Errorf("-b-env %q: want KEY=VALUE", kv)
+			}
+			o.bEnv = append(o.bEnv, kv)
+		}
+	}
+	if (o.bBin != "" || o.bLog != "" || o.bEnv != nil) && !strings.Contains(*targets, "signet-b") {
 		*targets += ",signet-b"
 	}
 	if o.bLog == "" {
@@ -222,6 +253,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("large sizes: want 1 byte to 64 GiB")
 	case !contains([]string{"debug", "info", "warn", "error"}, o.signetLog) || !contains([]string{"debug", "info", "warn", "error"}, o.bLog):
 		return nil, fmt.Errorf("log levels %q, %q: want debug, info, warn or error", o.signetLog, o.bLog)
+	case o.parallel < 1 || o.parallel > 256 || o.parallelSize < 1:
+		return nil, fmt.Errorf("-parallel %d, -parallel-size %d: want 1 to 256 transfers of at least a byte", o.parallel, o.parallelSize)
 	case o.maxRequests < 1:
 		return nil, fmt.Errorf("-max-requests %d: want at least 1", o.maxRequests)
 	}

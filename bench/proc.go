@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,13 +34,16 @@ type proc struct {
 
 // startProc starts bin with its output in logPath. The caller owns the process and must
 // call stop.
-func startProc(name, logPath, bin string, args ...string) (*proc, error) {
+func startProc(name, logPath, bin string, env []string, args ...string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Its own process group: a Ctrl-C in the terminal reaches only the harness, which
 		// then stops its children in order.
@@ -112,6 +117,33 @@ func (p *proc) waitListening(ctx context.Context, timeout time.Duration) (string
 			return "", fmt.Errorf("%s exited before listening: %v; log: %s", p.name, p.err, p.logTail())
 		case <-deadline.C:
 			return "", fmt.Errorf("%s did not log %q within %v; log: %s", p.name, "msg=listening", timeout, p.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+// flushProfile asks a signet built with the profiling overlay (see profileSource) to
+// write its CPU profile, and waits, bounded, for the file that says it has.
+func (p *proc) flushProfile(ctx context.Context, dir string) error {
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("%s: ask for its cpu profile: %w", p.name, err)
+	}
+	done := filepath.Join(dir, fmt.Sprintf("signet-%d.pprof.done", p.pid()))
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(done); err == nil {
+			return os.Remove(done)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return fmt.Errorf("%s exited before writing its cpu profile: %v", p.name, p.err)
+		case <-deadline.C:
+			return fmt.Errorf("%s wrote no cpu profile within 5s", p.name)
 		case <-tick.C:
 		}
 	}
@@ -231,8 +263,8 @@ func freeAddr() (string, error) {
 
 // waitHealthy polls url until it answers 200; the only readiness signal versitygw gives.
 // Bounded by timeout, the process's exit and ctx.
-func waitHealthy(ctx context.Context, p *proc, url string, timeout time.Duration) error {
-	tr := &http.Transport{DisableKeepAlives: true}
+func waitHealthy(ctx context.Context, p *proc, url string, tc *tls.Config, timeout time.Duration) error {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,13 +30,16 @@ type env struct {
 	self      string // this executable, re-run with -role
 	signetBin string
 	stderr    io.Writer
-	seq       int // numbers log files
+	seq       int       // numbers log files
+	cert      *testCert // the TLS upstreams' certificate, made once per run
 }
 
 // upstream is a running upstream and what its measurements need.
 type upstream struct {
-	kind       string // "null" or "versitygw"
-	endpoint   string // http://127.0.0.1:PORT
+	kind       string // "null" or "versitygw", with "-tls" when served over TLS
+	endpoint   string // http://127.0.0.1:PORT, https for TLS
+	caFile     string // the TLS upstream's certificate, which its clients trust; "" for http
+	tls        *tls.Config
 	region     string
 	accessKey  string
 	secretKey  string
@@ -56,6 +60,7 @@ type scenario struct {
 	size   int64
 	conc   int
 	large  bool
+	mode   string // aws-chunked framing of a PUT body (modeSigned, modeTrailer); "" for plain
 }
 
 func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
@@ -114,12 +119,70 @@ func buildSignet(ctx context.Context, tmp string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(tmp, "signet")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/signet")
+	args := []string{"build", "-o", bin}
+	if os.Getenv(profileEnv) != "" {
+		overlay, err := profileOverlay(root, tmp)
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", overlay)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/signet")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build signet: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// profileSource is added to signet's main package when the harness profiles: it writes a
+// CPU profile of the process's whole life to $SIGNET_BENCH_CPUPROFILE/signet-<pid>.pprof,
+// stopped at the SIGUSR1 The file exists only in
+// the build overlay: the signet binary itself has no profiling switch.
+const profileSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+)
+
+func init() {
+	dir := os.Getenv("` + profileEnv + `")
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("signet-%d.pprof", os.Getpid())))
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	go func() { // lives as long as the process
+		<-sig
+		pprof.StopCPUProfile()
+		f.Close()
+		os.WriteFile(f.Name()+".done", nil, 0o644)
+	}()
+}
+`
+
+// profileOverlay writes profileSource and a go build -overlay file that adds it to
+// cmd/signet.
+func profileOverlay(root, tmp string) (string, error) {
+	src := filepath.Join(tmp, "benchprofile.go")
+	if err := os.WriteFile(src, []byte(profileSource), 0o644); err != nil {
+		return "", fmt.Errorf("profiling overlay: %w", err)
+	}
+	overlay := filepath.Join(tmp, "overlay.json")
+	j := fmt.Sprintf(`{"Replace": {%q: %q}}`, filepath.Join(root, "cmd", "signet", "zz_benchprofile.go"), src)
+	if err := os.WriteFile(overlay, []byte(j), 0o644); err != nil {
+		return "", fmt.Errorf("profiling overlay: %w", err)
+	}
+	return overlay, nil
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
@@ -135,7 +198,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 }
 
 // plan lists the scenarios of one upstream, in report order.
-func (e *env) plan(largeSize int64) []scenario {
+func (e *env) plan(kind string, largeSize int64) []scenario {
 	var out []scenario
 	small := formatBytes(e.o.smallSize)
 	for _, id := range e.o.scenarios {
@@ -150,6 +213,22 @@ func (e *env) plan(largeSize int64) []scenario {
 			method := strings.ToUpper(strings.TrimPrefix(id, "large-"))
 			out = append(out, scenario{id: id, name: fmt.Sprintf("%s %s", method, formatBytes(largeSize)),
 				method: method, size: largeSize, conc: 1, large: true})
+		case "parallel-put", "parallel-get":
+			method := strings.ToUpper(strings.TrimPrefix(id, "parallel-"))
+			out = append(out, scenario{id: id, name: fmt.Sprintf("%s %d × %s", method, e.o.parallel, formatBytes(e.o.parallelSize)),
+				method: method, size: e.o.parallelSize, conc: e.o.parallel, large: true})
+		case "chunked-put", "trailer-put":
+			if !strings.HasPrefix(kind, "null") {
+				// The bare hop would forward the framing as it came, which a real server
+				// stores or refuses: only the null upstream takes it from every target.
+				continue
+			}
+			mode, what := modeSigned, "chunk-signed"
+			if id == "trailer-put" {
+				mode, what = modeTrailer, "unsigned-trailer"
+			}
+			out = append(out, scenario{id: id, name: fmt.Sprintf("PUT %s %s", formatBytes(largeSize), what),
+				method: http.MethodPut, size: largeSize, conc: 1, large: true, mode: mode})
 		}
 	}
 	return out
@@ -169,7 +248,7 @@ func (e *env) benchUpstream(ctx context.Context, kind string) (res *result, err 
 	if err := e.prepare(ctx, u); err != nil {
 		return nil, err
 	}
-	plan := e.plan(u.large.size)
+	plan := e.plan(kind, u.large.size)
 	res = newResult(kind, u.large.size, plan, e.o.targets, e.o.rounds)
 	for r := range e.o.rounds {
 		order := rotate(e.o.targets, r)
@@ -200,10 +279,23 @@ func (e *env) startUpstream(ctx context.Context, kind string) (*upstream, error)
 	u := &upstream{kind: kind, region: benchRegion, accessKey: benchAccessKey, secretKey: benchSecretKey, bucket: benchBucket}
 	u.small = newContent(e.o.smallSize)
 	u.smallBytes = u.small.bytes()
-	switch kind {
+	base, isTLS := strings.CutSuffix(kind, "-tls")
+	scheme := "http://"
+	var tlsArgs []string
+	if isTLS {
+		if e.cert == nil {
+			var err error
+			if e.cert, err = writeTestCert(e.tmp); err != nil {
+				return nil, err
+			}
+		}
+		u.caFile, u.tls, scheme = e.cert.certFile, &tls.Config{RootCAs: e.cert.pool}, "https://"
+		tlsArgs = []string{"-cert", e.cert.certFile, "-key", e.cert.keyFile}
+	}
+	switch base {
 	case "null":
 		u.large = newContent(e.o.largeSize)
-		p, err := startProc("null upstream", filepath.Join(e.tmp, "null.log"), e.self, roleArgs("null")...)
+		p, err := startProc("null upstream", filepath.Join(e.tmp, kind+".log"), e.self, nil, roleArgs("null", tlsArgs...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -212,14 +304,14 @@ func (e *env) startUpstream(ctx context.Context, kind string) (*upstream, error)
 			_ = p.stop(5 * time.Second)
 			return nil, err
 		}
-		u.proc, u.endpoint = p, "http://"+addr
+		u.proc, u.endpoint = p, scheme+addr
 	case "versitygw":
 		u.large = newContent(e.o.vgwLargeSize)
 		bin, err := versityGWBinary()
 		if err != nil {
 			return nil, err
 		}
-		data := filepath.Join(e.tmp, "versitygw-data")
+		data := filepath.Join(e.tmp, kind+"-data")
 		// A bucket, for the posix backend, is a directory.
 		if err := os.MkdirAll(filepath.Join(data, benchBucket), 0o755); err != nil {
 			return nil, fmt.Errorf("versitygw data directory: %w", err)
@@ -228,14 +320,17 @@ func (e *env) startUpstream(ctx context.Context, kind string) (*upstream, error)
 		if err != nil {
 			return nil, err
 		}
-		p, err := startProc("versitygw", filepath.Join(e.tmp, "versitygw.log"), bin,
-			"--access", u.accessKey, "--secret", u.secretKey, "--region", u.region,
-			"--port", addr, "--health", "/healthz", "--quiet", "posix", data)
+		args := []string{"--access", u.accessKey, "--secret", u.secretKey, "--region", u.region,
+			"--port", addr, "--health", "/healthz", "--quiet"}
+		if isTLS {
+			args = append(args, "--cert", e.cert.certFile, "--key", e.cert.keyFile)
+		}
+		p, err := startProc("versitygw", filepath.Join(e.tmp, kind+".log"), bin, nil, append(args, "posix", data)...)
 		if err != nil {
 			return nil, err
 		}
-		u.proc, u.endpoint = p, "http://"+addr
-		if err := waitHealthy(ctx, p, u.endpoint+"/healthz", 15*time.Second); err != nil {
+		u.proc, u.endpoint = p, scheme+addr
+		if err := waitHealthy(ctx, p, u.endpoint+"/healthz", u.tls, 15*time.Second); err != nil {
 			_ = p.stop(5 * time.Second)
 			return nil, err
 		}
@@ -276,17 +371,23 @@ func (e *env) prepare(ctx context.Context, u *upstream) error {
 	cl := newClient(u, true)
 	defer cl.close()
 	base := u.endpoint + "/" + u.bucket + "/"
-	if u.kind == "versitygw" {
-		fmt.Fprintf(e.stderr, "[versitygw] uploading %s and %s test objects\n", formatBytes(u.small.size), formatBytes(u.large.size))
+	objects := []*content{u.small, u.large}
+	if contains(e.o.scenarios, "parallel-get") && e.o.parallelSize != u.large.size {
+		objects = append(objects, newContent(e.o.parallelSize))
+	}
+	if strings.HasPrefix(u.kind, "versitygw") {
+		fmt.Fprintf(e.stderr, "[versitygw] uploading %d test objects\n", len(objects))
 		if err := cl.put(ctx, base+objectKey(u.small.size), bytes.NewReader(u.smallBytes), u.small.size); err != nil {
 			return fmt.Errorf("upload test object: %w", err)
 		}
-		if err := cl.put(ctx, base+objectKey(u.large.size), &contentReader{c: u.large}, u.large.size); err != nil {
-			return fmt.Errorf("upload test object: %w", err)
+		for _, c := range objects[1:] {
+			if err := cl.put(ctx, base+objectKey(c.size), &contentReader{c: c}, c.size); err != nil {
+				return fmt.Errorf("upload test object: %w", err)
+			}
 		}
 	}
 	buf := make([]byte, 256<<10)
-	for _, c := range []*content{u.small, u.large} {
+	for _, c := range objects {
 		if _, err := cl.get(ctx, base+objectKey(c.size), c, buf); err != nil {
 			return fmt.Errorf("read test object back: %w", err)
 		}
@@ -336,16 +437,22 @@ func (e *env) startTarget(ctx context.Context, u *upstream, target string) (*pro
 	case "direct":
 		return nil, u.endpoint, nil
 	case "barehop":
-		p, err = startProc("bare hop", logPath, e.self, roleArgs("barehop", "-upstream", u.endpoint,
-			"-region", u.region, "-access-key", u.accessKey, "-secret-key", u.secretKey)...)
+		args := []string{"-upstream", u.endpoint, "-region", u.region, "-access-key", u.accessKey, "-secret-key", u.secretKey}
+		if u.caFile != "" {
+			args = append(args, "-ca", u.caFile)
+			if e.o.bareH2 {
+				args = append(args, "-h2")
+			}
+		}
+		p, err = startProc("bare hop", logPath, e.self, nil, roleArgs("barehop", args...)...)
 	case "signet":
-		return e.startSignet(ctx, target, logPath, e.signetBin, u.signetConf, e.o.signetLog)
+		return e.startSignet(ctx, u, target, logPath, e.signetBin, u.signetConf, e.o.signetLog, nil)
 	case "signet-b":
 		bin := e.o.bBin
 		if bin == "" {
 			bin = e.signetBin
 		}
-		return e.startSignet(ctx, target, logPath, bin, u.bConf, e.o.bLog)
+		return e.startSignet(ctx, u, target, logPath, bin, u.bConf, e.o.bLog, e.o.bEnv)
 	default:
 		return nil, "", fmt.Errorf("unknown target %q", target)
 	}
@@ -362,7 +469,7 @@ func (e *env) startTarget(ctx context.Context, u *upstream, target string) (*pro
 
 // startSignet runs `signet serve` and waits until it listens: it says where in its log at
 // level info; above info it logs nothing, so it gets a port chosen here and is polled.
-func (e *env) startSignet(ctx context.Context, name, logPath, bin, conf, level string) (*proc, string, error) {
+func (e *env) startSignet(ctx context.Context, u *upstream, name, logPath, bin, conf, level string, env []string) (*proc, string, error) {
 	listen := "127.0.0.1:0"
 	quiet := level != "info" && level != "debug"
 	if quiet {
@@ -371,14 +478,17 @@ func (e *env) startSignet(ctx context.Context, name, logPath, bin, conf, level s
 			return nil, "", err
 		}
 	}
-	p, err := startProc(name, logPath, bin, "serve", "--config", conf, "--listen", listen)
+	if u.caFile != "" {
+		env = append([]string{"SSL_CERT_FILE=" + u.caFile}, env...)
+	}
+	p, err := startProc(name, logPath, bin, env, "serve", "--config", conf, "--listen", listen)
 	if err != nil {
 		return nil, "", err
 	}
 	addr := listen
 	if quiet {
 		// GET / is ListBuckets, which signet answers itself.
-		err = waitHealthy(ctx, p, "http://"+addr+"/", 15*time.Second)
+		err = waitHealthy(ctx, p, "http://"+addr+"/", nil, 15*time.Second)
 	} else {
 		addr, err = p.waitListening(ctx, 15*time.Second)
 	}
@@ -448,6 +558,11 @@ func (e *env) measure(ctx context.Context, u *upstream, sc scenario, target stri
 	}
 	if px != nil {
 		defer func() {
+			if dir := os.Getenv(profileEnv); dir != "" && strings.HasPrefix(target, "signet") {
+				if perr := px.flushProfile(ctx, dir); perr != nil && err == nil {
+					err = perr
+				}
+			}
 			serr := px.stop(15 * time.Second)
 			switch {
 			case serr != nil && err == nil:
@@ -560,16 +675,43 @@ func (e *env) runLarge(ctx context.Context, cl *client, url string, u *upstream,
 	if err != nil {
 		return sample{}, err
 	}
-	s := sample{requests: 1, bytes: sc.size}
+	s := sample{requests: sc.conc, bytes: sc.size * int64(sc.conc)}
+	c := u.large
+	if c.size != sc.size {
+		c = newContent(sc.size) // the parallel scenarios' objects
+	}
 	start := time.Now()
-	if sc.method == http.MethodGet {
-		s.ttfb, err = cl.get(ctx, url+objectKey(sc.size), u.large, buf)
+	if sc.conc == 1 {
+		s.ttfb, err = e.transfer(ctx, cl, url, u, sc, c, 0, buf)
 	} else {
-		err = cl.put(ctx, fmt.Sprintf("%sput-%d", url, sc.size), &contentReader{c: u.large}, sc.size)
+		errs := make(chan error, sc.conc)
+		for w := range sc.conc {
+			go func() { // each sends its error; all are received below
+				_, err := e.transfer(ctx, cl, url, u, sc, c, w, make([]byte, 256<<10))
+				errs <- err
+			}()
+		}
+		for range sc.conc {
+			if werr := <-errs; werr != nil && err == nil {
+				err = werr
+			}
+		}
 	}
 	s.elapsed = time.Since(start)
 	if err != nil {
 		return sample{}, err
 	}
 	return s, finishSample(&s, px, u, before)
+}
+
+// transfer is one large GET (checked against c) or PUT (of c, framed as sc.mode says).
+func (e *env) transfer(ctx context.Context, cl *client, url string, u *upstream, sc scenario, c *content, w int, buf []byte) (time.Duration, error) {
+	if sc.method == http.MethodGet {
+		return cl.get(ctx, url+objectKey(sc.size), c, buf)
+	}
+	key := fmt.Sprintf("%sput-%d-w%d", url, sc.size, w)
+	if sc.mode == "" {
+		return 0, cl.put(ctx, key, &contentReader{c: c}, sc.size)
+	}
+	return 0, cl.putChunked(ctx, key, u, sc.mode, &contentReader{c: c}, sc.size)
 }

@@ -431,8 +431,12 @@ func CheckBucketName(name string) error {
 	if strings.Contains(name, "..") || strings.Contains(name, ".-") || strings.Contains(name, "-.") {
 		return fmt.Errorf("bucket name %q must not contain '..', '.-' or '-.'", name)
 	}
-	if _, err := netip.ParseAddr(name); err == nil {
-		return fmt.Errorf("bucket name %q must not be an IP address", name)
+	// Only digits and dots can spell an address here (':' was refused above); asking
+	// netip first would allocate its error for every other name, on every request.
+	if strings.Trim(name, "0123456789.") == "" {
+		if _, err := netip.ParseAddr(name); err == nil {
+			return fmt.Errorf("bucket name %q must not be an IP address", name)
+		}
 	}
 	return nil
 }

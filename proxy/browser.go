@@ -100,8 +100,12 @@ func activeContentType(v string) bool {
 // browserSafety is set on every answer: browsers must not guess a type other than the one
 // sent, nor run what signet serves with the rights of its origin.
 func browserSafety(h http.Header) {
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox")
+	// Canonical keys written directly, and both values in one allocation (as Header.Clone
+	// does): set on every answer, Header.Set's canonicalizing and two slices showed in
+	// the per-request profile.
+	v := []string{"nosniff", "sandbox"}
+	h["X-Content-Type-Options"] = v[0:1:1]
+	h["Content-Security-Policy"] = v[1:2:2]
 }
 
 // upstreamBrowserHeaders are the upstream's answers to browsers, which signet gives itself.

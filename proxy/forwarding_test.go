@@ -290,8 +290,9 @@ buckets:
 	}
 }
 
-// TestHTTP2ToTLSUpstreams: the default transport speaks HTTP/2 to TLS upstreams.
-func TestHTTP2ToTLSUpstreams(t *testing.T) {
+// TestHTTP1ToTLSUpstreams: the default transport speaks HTTP/1.1 to TLS upstreams, even to
+// one offering HTTP/2: measured faster for large objects at concurrency 32 (issue 16).
+func TestHTTP1ToTLSUpstreams(t *testing.T) {
 	protos := make(chan string, 1)
 	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		protos <- r.Proto
@@ -312,7 +313,7 @@ accounts:
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if p := <-protos; p != "HTTP/2.0" {
-		t.Errorf("upstream saw %s", p)
+	if p := <-protos; p != "HTTP/1.1" {
+		t.Errorf("upstream saw %s, want HTTP/1.1", p)
 	}
 }

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"path"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,23 @@ type Metrics struct {
 	mints          *prometheus.CounterVec
 	mintDuration   *prometheus.HistogramVec
 	reloads        *prometheus.CounterVec
+
+	// The per-request series, looked up once: WithLabelValues hashes its labels and takes
+	// a lock on every call, four times a request. perMethod is by s3Methods index, the last
+	// entry "other"; counters holds each (method, route, status) counter once used.
+	perMethod [len(s3Methods) + 1]methodSeries
+	counters  sync.Map // requestLabels → prometheus.Counter
+}
+
+// methodSeries are the histograms of one method label.
+type methodSeries struct {
+	duration, bytesIn, bytesOut prometheus.Observer
+}
+
+// requestLabels are the labels of signet_requests_total.
+type requestLabels struct {
+	method, route string
+	status        int
 }
 
 // bodyBuckets run from 1 KiB to 16 GiB by powers of 4.
@@ -61,6 +80,17 @@ func NewMetrics(reg prometheus.Registerer, table func() *Table) *Metrics {
 			Name: "signet_config_reloads_total", Help: "Config reloads, by result (ok or error).",
 		}, []string{"result"}),
 	}
+	for i := range m.perMethod {
+		method := "other"
+		if i < len(s3Methods) {
+			method = s3Methods[i]
+		}
+		m.perMethod[i] = methodSeries{
+			duration: m.duration.WithLabelValues(method),
+			bytesIn:  m.bytesIn.WithLabelValues(method),
+			bytesOut: m.bytesOut.WithLabelValues(method),
+		}
+	}
 	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inFlight, m.upstreamErrors,
 		m.mints, m.mintDuration, m.reloads, expiryCollector{table})
 	return m
@@ -99,13 +129,22 @@ func (m *Metrics) observe(x *exchange, status int, in, out int64, d time.Duratio
 	if rt != nil {
 		route = rt.Pattern
 	}
-	if !s3Method(method) {
-		method = "other" // refused; a client must not mint series with made-up methods
+	i := slices.Index(s3Methods[:], method)
+	if i < 0 {
+		method, i = "other", len(s3Methods) // refused; a client must not mint series with made-up methods
 	}
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(method).Observe(d.Seconds())
-	m.bytesIn.WithLabelValues(method).Observe(float64(in))
-	m.bytesOut.WithLabelValues(method).Observe(float64(out))
+	l := requestLabels{method, route, status}
+	c, ok := m.counters.Load(l)
+	if !ok {
+		// Route patterns come from the config and statuses from a small set, so the map
+		// stays as small as the series themselves; a reload's gone routes linger in both.
+		c, _ = m.counters.LoadOrStore(l, m.requests.WithLabelValues(method, route, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	ms := &m.perMethod[i]
+	ms.duration.Observe(d.Seconds())
+	ms.bytesIn.Observe(float64(in))
+	ms.bytesOut.Observe(float64(out))
 	if e != nil && rt != nil && (e.Status == 502 || e.Status == 504 || e.Status == 503) {
 		m.upstreamErrors.WithLabelValues(rt.Upstream.Account, e.Code).Inc()
 	}

@@ -210,6 +210,9 @@ func s3Method(m string) bool {
 	return false
 }
 
+// s3Methods are the methods s3Method accepts, for tables indexed by method.
+var s3Methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions}
+
 // planBody decides how r's body goes upstream: as it came, or, for aws-chunked bodies,
 // decoded and verified, then sent with a Content-Length (R2 refuses chunk-signed uploads and
 // bodies without one): framed again as STREAMING-UNSIGNED-PAYLOAD-TRAILER when the client

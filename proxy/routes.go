@@ -83,7 +83,8 @@ func joinSorted(list []string) string {
 type Table struct {
 	exact     map[string]*Route
 	globs     []*Route
-	routes    []*Route // all, in config order
+	globIndex globIndex // over globs
+	routes    []*Route  // all, in config order
 	upstreams []*Upstream
 	suffixes  []string
 	// listUpstream: ListBuckets asks the upstreams of glob routes which buckets exist.
@@ -162,6 +163,7 @@ func newTable(cfg *config.Config, providers map[string]creds.Provider, transport
 			t.exact[b.Name] = r
 		}
 	}
+	t.globIndex = newGlobIndex(t.globs)
 	return t, nil
 }
 
@@ -188,15 +190,65 @@ func newUpstream(name, jurisdiction string, a *config.Account, p creds.Provider)
 	return up, nil
 }
 
-// Lookup returns the route for a bucket name, or nil.
+// Lookup returns the route for a bucket name, or nil: the exact route, else the first glob
+// in config order that matches.
 func (t *Table) Lookup(bucket string) *Route {
 	if r, ok := t.exact[bucket]; ok {
 		return r
 	}
-	for _, r := range t.globs {
-		if ok, _ := path.Match(r.Pattern, bucket); ok {
-			return r
-		}
+	if i := t.globIndex.first(t.globs, bucket); i >= 0 {
+		return t.globs[i]
 	}
 	return nil
+}
+
+// globIndex finds the first matching glob without trying every one: globs are grouped by
+// their literal prefix (what comes before the first '*', '?', '[' or '\\'), and a bucket
+// name can only match globs whose prefix it starts with. A lookup tries one group per
+// distinct prefix length, so its cost stays flat as routes like "tenant-123-*" grow from
+// ten to ten thousand (BenchmarkLookup); only globs sharing one prefix are tried in turn.
+type globIndex struct {
+	byPrefix map[string][]int // indexes into the globs, ascending (config order)
+	lens     []int            // the distinct prefix lengths, ascending
+}
+
+func newGlobIndex(globs []*Route) globIndex {
+	x := globIndex{byPrefix: make(map[string][]int)}
+	for i, r := range globs {
+		p := literalPrefix(r.Pattern)
+		if _, ok := x.byPrefix[p]; !ok && !slices.Contains(x.lens, len(p)) {
+			x.lens = append(x.lens, len(p))
+		}
+		x.byPrefix[p] = append(x.byPrefix[p], i)
+	}
+	slices.Sort(x.lens)
+	return x
+}
+
+// first returns the index of the first of globs matching bucket, or -1.
+func (x *globIndex) first(globs []*Route, bucket string) int {
+	best := -1
+	for _, n := range x.lens {
+		if n > len(bucket) {
+			break
+		}
+		for _, i := range x.byPrefix[bucket[:n]] {
+			if best >= 0 && i > best {
+				break // an earlier glob already matched
+			}
+			if ok, _ := path.Match(globs[i].Pattern, bucket); ok {
+				best = i
+				break
+			}
+		}
+	}
+	return best
+}
+
+// literalPrefix is the part of a path.Match pattern before its first special character.
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, `*?[\`); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
 }

@@ -76,7 +76,12 @@ func NewTransport(timeouts config.Timeouts) *http.Transport {
 			}
 			return c, err
 		},
-		ForceAttemptHTTP2:     true,
+		// HTTP/1.1 to TLS upstreams too, by measurement (issue 16, README "Performance"):
+		// against a TLS upstream at concurrency 32, Go's HTTP/2 client moved large objects
+		// markedly slower and with more CPU than one connection per transfer over HTTP/1.1,
+		// and small requests cost more CPU too. With DialContext set and this false, the
+		// transport never offers h2.
+		ForceAttemptHTTP2:     false,
 		TLSHandshakeTimeout:   time.Duration(timeouts.TLSHandshake),
 		ExpectContinueTimeout: time.Second,
 		// Counted from the end of the request body.
