@@ -61,7 +61,7 @@ fuzz:
 
 # The whole suite: formatting, vet, every test against real servers, then bounded fuzzing.
 test: tools vet
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
 # Starts versitygw on 127.0.0.1:7070 and signet on 127.0.0.1:9000 (admin 9001) in front of
