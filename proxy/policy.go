@@ -156,13 +156,14 @@ func (rt *Route) allows(a action) bool {
 // x-amz-meta-snowball-auto-extract and x-amz-meta-minio-*, which unpack an uploaded archive
 // anywhere in the bucket; Ceph's x-rgw-*) and RenameObject's x-amz-rename-source. Their
 // effect cannot be checked, so a scope refuses them.
+var keyReachingPrefixes = []string{"x-minio-", "x-rgw-", "x-amz-meta-snowball-", "x-amz-meta-minio-", "x-amz-rename-source"}
+
 func keyReachingHeaders(h http.Header) []string {
 	var names []string
 	for k := range h {
-		l := strings.ToLower(k)
-		for _, p := range []string{"x-minio-", "x-rgw-", "x-amz-meta-snowball-", "x-amz-meta-minio-", "x-amz-rename-source"} {
-			if strings.HasPrefix(l, p) {
-				names = append(names, l)
+		for _, p := range keyReachingPrefixes {
+			if len(k) >= len(p) && strings.EqualFold(k[:len(p)], p) {
+				names = append(names, strings.ToLower(k))
 				break
 			}
 		}

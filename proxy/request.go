@@ -114,16 +114,25 @@ func isRead(method string) bool {
 // answering 101 would get a raw tunnel past every check).
 func checkHeaders(h http.Header) *s3Error {
 	for name, vs := range h {
-		lower := strings.ToLower(name)
-		if strings.Contains(lower, "_") && !isMetaName(lower) && readOnce(strings.ReplaceAll(lower, "_", "-")) {
-			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument",
-				Message: "header " + quote(name) + " is refused: some servers read it as " + strings.ReplaceAll(lower, "_", "-")}
-		}
-		if methodOverride(strings.ReplaceAll(lower, "_", "-")) {
+		// Names are lowered only when there is something to look at: this runs on every
+		// header of every request.
+		if strings.IndexByte(name, '_') >= 0 {
+			lower := strings.ToLower(name)
+			dashed := strings.ReplaceAll(lower, "_", "-")
+			if !isMetaName(lower) && readOnce(dashed) {
+				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument",
+					Message: "header " + quote(name) + " is refused: some servers read it as " + dashed}
+			}
+			if methodOverride(dashed) {
+				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method override headers (" + name + ") are refused: send the request with its own method"}
+			}
+		} else if methodOverrideFold(name) {
 			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method override headers (" + name + ") are refused: send the request with its own method"}
 		}
-		if len(vs) > 1 && readOnce(lower) {
-			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "header " + lower + " was sent more than once; S3 reads it once"}
+		if len(vs) > 1 {
+			if lower := strings.ToLower(name); readOnce(lower) {
+				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "header " + lower + " was sent more than once; S3 reads it once"}
+			}
 		}
 	}
 	if _, ok := h["Upgrade"]; ok || headerHasToken(h, "Connection", "upgrade") {
@@ -155,6 +164,12 @@ func readOnce(lower string) bool {
 		return true
 	}
 	return methodOverride(lower)
+}
+
+// methodOverrideFold is methodOverride for a name in any case.
+func methodOverrideFold(name string) bool {
+	return strings.EqualFold(name, "x-http-method-override") || strings.EqualFold(name, "x-http-method") ||
+		strings.EqualFold(name, "x-method-override")
 }
 
 func methodOverride(lower string) bool {
