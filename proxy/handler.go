@@ -273,7 +273,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward sends in upstream as x's plan says, with its body as planned.
 func (h *Handler) forward(w http.ResponseWriter, in *http.Request, x *exchange) *s3Error {
 	p := x.plan
-	if lw, ok := w.(*logWriter); ok {
+	if lw, ok := w.(*logWriter); ok && in.Header.Get("Expect") != "" && !p.route.Upstream.DropExpect {
+		// Only a request that expects 100 Continue can get a 1xx answer (see logWriter.own).
 		lw.own = lw.Header().Clone()
 	}
 	if p.body.checked != nil {
@@ -598,11 +599,11 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	case x.uploadIdle != nil && x.uploadIdle.didFire(), errors.Is(context.Cause(r.Context()), errUpstreamIdle):
 		err = fmt.Errorf("%w (%s)", errUpstreamIdle, h.opts.BodyIdleTimeout)
 	case isTimeout(bodyErr):
-		err = &signer.Error{Status: http.StatusBadRequest, Code: "RequestTimeout",
+		err = &s3Error{Status: http.StatusBadRequest, Code: "RequestTimeout",
 			Message: fmt.Sprintf("the request body sent nothing for %s; idle connections are closed", h.opts.BodyIdleTimeout), Err: bodyErr}
 	case bodyErr != nil:
 		// The transport reports the failed body read as its own error.
-		err = &signer.Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
+		err = &s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 			Message: "the request body ended before its Content-Length", Err: bodyErr}
 	}
 	e := statusError(r, x.plan, err)
