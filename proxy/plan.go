@@ -148,7 +148,7 @@ func (h *Handler) decide(r *http.Request, t *Table, id string) (*plan, *s3Error)
 	if p.body, err = planBody(r); err != nil {
 		return p, err
 	}
-	if p.action == actDeleteObjects && (!p.route.scope.unrestricted() || p.client != nil && !p.client.scope.unrestricted()) {
+	if p.action == actDeleteObjects && scoped(p.client, p.route) {
 		// The checked bytes go as they are, plain.
 		p.body.reframe, p.body.payloadHash = false, signer.UnsignedPayload
 		if p.body.checked, err = h.readChecked(r, p); err != nil {
@@ -249,7 +249,7 @@ func hasChecksumHeader(h http.Header) bool {
 		return true
 	}
 	for k := range h {
-		if len(k) > len("X-Amz-Checksum-") && strings.EqualFold(k[:len("X-Amz-Checksum-")], "X-Amz-Checksum-") {
+		if hasPrefixFold(k, "X-Amz-Checksum-") {
 			return true
 		}
 	}

@@ -52,6 +52,13 @@ func authorize(c *client, rt *Route, a access) *s3Error {
 	return nil
 }
 
+// scoped reports whether the route rt or the client c (nil without client identities) is
+// confined to prefixes or keys: authorize then needs the keys a request names, DeleteObjects'
+// included.
+func scoped(c *client, rt *Route) bool {
+	return !rt.scope.unrestricted() || c != nil && !c.scope.unrestricted()
+}
+
 // scope confines requests to key prefixes and exact keys (a route's or a client's). The
 // zero scope allows everything. signet checks it before forwarding, besides asking for
 // credentials that the upstream confines the same way: a request outside is refused here,
@@ -162,7 +169,7 @@ func keyReachingHeaders(h http.Header) []string {
 	var names []string
 	for k := range h {
 		for _, p := range keyReachingPrefixes {
-			if len(k) >= len(p) && strings.EqualFold(k[:len(p)], p) {
+			if hasPrefixFold(k, p) {
 				names = append(names, strings.ToLower(k))
 				break
 			}

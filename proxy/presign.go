@@ -102,7 +102,7 @@ func (h *Handler) presign(ctx context.Context, t *Table, cl *client, pr PresignR
 	}); ok {
 		key.Prefixes, key.Objects = "", pr.Key
 		key.Permission = creds.PermObjectReadWrite
-		if isRead(method) {
+		if !writes(method) {
 			key.Permission = creds.PermObjectReadOnly
 		}
 		if up.Source == "r2_temp_local" {

@@ -101,11 +101,6 @@ func checkKey(key string) *s3Error {
 	return nil
 }
 
-// isRead reports whether a request only reads.
-func isRead(method string) bool {
-	return method == http.MethodGet || method == http.MethodHead
-}
-
 // checkHeaders refuses header shapes that would let what signet checks differ from what an
 // upstream reads: a header S3 reads once sent more than once (Header.Get sees the first
 // copy, while every copy is signed and sent, and servers differ in which they take), a
@@ -113,21 +108,24 @@ func isRead(method string) bool {
 // "_" into "-"), a method override, and protocol upgrades (S3 has none; an upstream
 // answering 101 would get a raw tunnel past every check).
 func checkHeaders(h http.Header) *s3Error {
+	override := func(name string) *s3Error {
+		return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method override headers (" + name + ") are refused: send the request with its own method"}
+	}
 	for name, vs := range h {
 		// Names are lowered only when there is something to look at: this runs on every
 		// header of every request.
 		if strings.IndexByte(name, '_') >= 0 {
 			lower := strings.ToLower(name)
 			dashed := strings.ReplaceAll(lower, "_", "-")
+			if methodOverride(dashed) {
+				return override(name)
+			}
 			if !isMetaName(lower) && readOnce(dashed) {
 				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument",
 					Message: "header " + quote(name) + " is refused: some servers read it as " + dashed}
 			}
-			if methodOverride(dashed) {
-				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method override headers (" + name + ") are refused: send the request with its own method"}
-			}
-		} else if methodOverrideFold(name) {
-			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "method override headers (" + name + ") are refused: send the request with its own method"}
+		} else if methodOverride(name) {
+			return override(name)
 		}
 		if len(vs) > 1 {
 			if lower := strings.ToLower(name); readOnce(lower) {
@@ -135,17 +133,20 @@ func checkHeaders(h http.Header) *s3Error {
 			}
 		}
 	}
-	if _, ok := h["Upgrade"]; ok || headerHasToken(h, "Connection", "upgrade") {
-		return &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "connection upgrades are refused: S3 has none"}
+	upgrade := &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "connection upgrades are refused: S3 has none"}
+	if _, ok := h["Upgrade"]; ok {
+		return upgrade
 	}
-	for _, v := range h.Values("Connection") {
+	for _, v := range h["Connection"] {
 		for t := range strings.SplitSeq(v, ",") {
-			switch strings.ToLower(strings.TrimSpace(t)) {
-			case "", "keep-alive", "close", "te":
+			switch t = strings.TrimSpace(t); {
+			case t == "", strings.EqualFold(t, "keep-alive"), strings.EqualFold(t, "close"), strings.EqualFold(t, "te"):
+			case strings.EqualFold(t, "upgrade"):
+				return upgrade
 			default:
 				// A header named in Connection is dropped on the way (hop-by-hop): the
 				// upstream would get a request other than the one checked.
-				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "Connection may name only keep-alive or close, not " + quote(strings.TrimSpace(t))}
+				return &s3Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "Connection may name only keep-alive or close, not " + quote(t)}
 			}
 		}
 	}
@@ -166,30 +167,11 @@ func readOnce(lower string) bool {
 	return methodOverride(lower)
 }
 
-// methodOverrideFold is methodOverride for a name in any case.
-func methodOverrideFold(name string) bool {
+// methodOverride reports whether name (in any case) is a header some servers take the
+// request's method from.
+func methodOverride(name string) bool {
 	return strings.EqualFold(name, "x-http-method-override") || strings.EqualFold(name, "x-http-method") ||
 		strings.EqualFold(name, "x-method-override")
-}
-
-func methodOverride(lower string) bool {
-	switch lower {
-	case "x-http-method-override", "x-http-method", "x-method-override":
-		return true
-	}
-	return false
-}
-
-// headerHasToken reports whether a comma-separated header has token, case-insensitively.
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // parseQuery parses a raw query exactly once. A name given twice (or in two spellings of one
@@ -284,3 +266,8 @@ func (cs *copySource) header(upstreamBucket string) string {
 // whose own name may well hold underscores (user_id). A server reading its "_" as "-"
 // changes only the metadata name.
 func isMetaName(lower string) bool { return strings.HasPrefix(lower, "x-amz-meta-") }
+
+// hasPrefixFold reports whether s begins with prefix, ignoring case, without allocating.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
