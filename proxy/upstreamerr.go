@@ -52,6 +52,7 @@ type elementStripper struct {
 	in   []byte // read, not yet scanned
 	out  []byte // scanned, not yet returned
 	skip string // the element being dropped, or ""
+	buf  []byte // read buffer, allocated once
 	err  error
 }
 
@@ -60,9 +61,11 @@ func (s *elementStripper) Read(p []byte) (int, error) {
 		if s.err != nil {
 			return 0, s.err
 		}
-		buf := make([]byte, 32<<10)
-		n, err := s.src.Read(buf)
-		s.in = append(s.in, buf[:n]...)
+		if s.buf == nil {
+			s.buf = make([]byte, 32<<10)
+		}
+		n, err := s.src.Read(s.buf)
+		s.in = append(s.in, s.buf[:n]...)
 		s.err = err
 		s.scan()
 	}
