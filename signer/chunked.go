@@ -72,25 +72,21 @@ type ChunkedOptions struct {
 	VerifyTrailer func(signature string, trailer []byte) error
 }
 
-func newBodyError(status int, code string, err error, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
-}
-
 // Error codes are the ones S3 answers with for the same fault.
 func framingError(format string, args ...any) *Error {
-	return newBodyError(http.StatusBadRequest, "InvalidChunkSizeError", nil, format, args...)
+	return newError(http.StatusBadRequest, "InvalidChunkSizeError", nil, format, args...)
 }
 
 func incompleteBody(err error, format string, args ...any) *Error {
-	return newBodyError(http.StatusBadRequest, "IncompleteBody", err, format, args...)
+	return newError(http.StatusBadRequest, "IncompleteBody", err, format, args...)
 }
 
 func malformedTrailer(format string, args ...any) *Error {
-	return newBodyError(http.StatusBadRequest, "MalformedTrailerError", nil, format, args...)
+	return newError(http.StatusBadRequest, "MalformedTrailerError", nil, format, args...)
 }
 
 func chunkedArgError(format string, args ...any) *Error {
-	return newBodyError(http.StatusBadRequest, "InvalidArgument", nil, format, args...)
+	return newError(http.StatusBadRequest, "InvalidArgument", nil, format, args...)
 }
 
 // ChunkedOptionsFromHeader reports whether h describes an aws-chunked body and returns its
@@ -114,7 +110,7 @@ func ChunkedOptionsFromHeader(h http.Header) (ChunkedOptions, bool, error) {
 	case !streaming:
 		return opts, true, chunkedArgError("an aws-chunked body (content-encoding aws-chunked with x-amz-decoded-content-length) needs a STREAMING-* x-amz-content-sha256, got %q", mode)
 	case !isChunkedMode(mode):
-		return opts, true, newBodyError(http.StatusNotImplemented, "NotImplemented", nil,
+		return opts, true, newError(http.StatusNotImplemented, "NotImplemented", nil,
 			"x-amz-content-sha256 %s is not supported", mode)
 	}
 
@@ -322,7 +318,7 @@ func NewChunkedReader(body io.Reader, opts ChunkedOptions) *ChunkedReader {
 		signed: opts.Mode == StreamingSigned || opts.Mode == StreamingSignedTrailer,
 	}
 	if !isChunkedMode(opts.Mode) {
-		r.err = newBodyError(http.StatusNotImplemented, "NotImplemented", nil, "x-amz-content-sha256 %q is not supported", opts.Mode)
+		r.err = newError(http.StatusNotImplemented, "NotImplemented", nil, "x-amz-content-sha256 %q is not supported", opts.Mode)
 		return r
 	}
 	if err := checkTrailerNames(opts.Mode, opts.Trailers); err != nil {
@@ -574,7 +570,7 @@ func (r *ChunkedReader) verifyChunk() error {
 	sum := r.chunkHash.Sum(r.sumBuf[:0])
 	r.chunkHash.Reset()
 	if err := r.opts.VerifyChunk(string(r.chunkSig[:]), sum); err != nil {
-		return newBodyError(http.StatusForbidden, "SignatureDoesNotMatch", err, "chunk signature does not match")
+		return newError(http.StatusForbidden, "SignatureDoesNotMatch", err, "chunk signature does not match")
 	}
 	return nil
 }
@@ -685,7 +681,7 @@ func (r *ChunkedReader) finish() error {
 			return incompleteBody(io.ErrUnexpectedEOF, "body ended without x-amz-trailer-signature")
 		case r.trailerSig != "" && r.opts.VerifyTrailer != nil:
 			if err := r.opts.VerifyTrailer(r.trailerSig, r.trailerCanon); err != nil {
-				return newBodyError(http.StatusForbidden, "SignatureDoesNotMatch", err, "trailer signature does not match")
+				return newError(http.StatusForbidden, "SignatureDoesNotMatch", err, "trailer signature does not match")
 			}
 		}
 	}
@@ -695,10 +691,10 @@ func (r *ChunkedReader) finish() error {
 		// other spelling but the canonical one.
 		want, err := base64.StdEncoding.DecodeString(c.value)
 		if err != nil || len(want) != c.h.Size() || base64.StdEncoding.EncodeToString(want) != c.value {
-			return newBodyError(http.StatusBadRequest, "InvalidRequest", nil, "value of trailer %s is not a base64 %d-byte checksum", c.name, c.h.Size())
+			return newError(http.StatusBadRequest, "InvalidRequest", nil, "value of trailer %s is not a base64 %d-byte checksum", c.name, c.h.Size())
 		}
 		if !bytes.Equal(c.h.Sum(r.sumBuf[:0]), want) {
-			return newBodyError(http.StatusBadRequest, "BadDigest", nil,
+			return newError(http.StatusBadRequest, "BadDigest", nil,
 				"the %s you specified did not match the calculated checksum", c.name)
 		}
 		sums[c.name] = c.value

@@ -28,3 +28,8 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// newError is an Error with a formatted message and its cause (nil for none).
+func newError(status int, code string, err error, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}

@@ -84,10 +84,6 @@ type Verified struct {
 	ChunkVerifier func(opts *ChunkedOptions)
 }
 
-func verifyError(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Error codes and statuses are the ones S3 answers with.
 const (
 	codeHeaderMalformed = "AuthorizationHeaderMalformed"
@@ -95,16 +91,16 @@ const (
 )
 
 func accessDenied(format string, args ...any) *Error {
-	return verifyError(http.StatusForbidden, "AccessDenied", format, args...)
+	return newError(http.StatusForbidden, "AccessDenied", nil, format, args...)
 }
 
 func signatureMismatch() *Error {
-	return verifyError(http.StatusForbidden, "SignatureDoesNotMatch",
+	return newError(http.StatusForbidden, "SignatureDoesNotMatch", nil,
 		"the request signature we calculated does not match the signature you provided; check your key and signing method")
 }
 
 func sigV2Unsupported() *Error {
-	return verifyError(http.StatusBadRequest, "InvalidRequest",
+	return newError(http.StatusBadRequest, "InvalidRequest", nil,
 		"signature version 2 is not supported for client identities; sign with AWS4-HMAC-SHA256 (signature version 4)")
 }
 
@@ -158,7 +154,7 @@ func (v *Verifier) Verify(r *http.Request) (*Verified, error) {
 	}
 	secret, ok := v.secrets(a.accessKeyID)
 	if !ok {
-		return nil, verifyError(http.StatusForbidden, "InvalidAccessKeyId",
+		return nil, newError(http.StatusForbidden, "InvalidAccessKeyId", nil,
 			"the access key id you provided does not exist in signet's client identities")
 	}
 	if err := v.checkTime(a); err != nil {
@@ -198,17 +194,17 @@ func parseSigV4Auth(r *http.Request) (*sigV4Auth, error) {
 	// A query Go cannot parse would be forwarded with parts the signature never covered.
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, verifyError(http.StatusBadRequest, "InvalidArgument", "the query string is not valid URL encoding")
+		return nil, newError(http.StatusBadRequest, "InvalidArgument", nil, "the query string is not valid URL encoding")
 	}
 	authz := r.Header.Values("Authorization")
 	presignV4 := hasAny(query, "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 	presignV2 := hasAny(query, "Signature", "AWSAccessKeyId")
 	switch {
 	case len(authz) > 0 && (presignV4 || presignV2):
-		return nil, verifyError(http.StatusBadRequest, "InvalidArgument",
+		return nil, newError(http.StatusBadRequest, "InvalidArgument", nil,
 			"only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified")
 	case len(authz) > 1:
-		return nil, verifyError(http.StatusBadRequest, codeHeaderMalformed, "the authorization header is malformed; it was sent more than once")
+		return nil, newError(http.StatusBadRequest, codeHeaderMalformed, nil, "the authorization header is malformed; it was sent more than once")
 	case len(authz) == 1:
 		return parseAuthorization(r, query, authz[0])
 	case presignV4:
@@ -237,13 +233,13 @@ func parseAuthorization(r *http.Request, query url.Values, authz string) (*sigV4
 	case "AWS":
 		return nil, sigV2Unsupported()
 	case sigV4aAlgorithm:
-		return nil, verifyError(http.StatusBadRequest, "InvalidRequest",
+		return nil, newError(http.StatusBadRequest, "InvalidRequest", nil,
 			"signature version 4a (%s) is not supported for client identities; sign with %s", sigV4aAlgorithm, sigV4Algorithm)
 	default:
-		return nil, verifyError(http.StatusBadRequest, "InvalidArgument", "unsupported authorization type")
+		return nil, newError(http.StatusBadRequest, "InvalidArgument", nil, "unsupported authorization type")
 	}
 	malformed := func(format string, args ...any) error {
-		return verifyError(http.StatusBadRequest, codeHeaderMalformed, "the authorization header is malformed; "+format, args...)
+		return newError(http.StatusBadRequest, codeHeaderMalformed, nil, "the authorization header is malformed; "+format, args...)
 	}
 	var credential, signedHeaders, signature string
 	var seen int
@@ -289,11 +285,11 @@ func parseAuthorization(r *http.Request, query url.Values, authz string) (*sigV4
 	hashes := r.Header.Values("X-Amz-Content-Sha256")
 	switch len(hashes) {
 	case 0:
-		return nil, verifyError(http.StatusBadRequest, "InvalidRequest", "missing required header for this request: x-amz-content-sha256")
+		return nil, newError(http.StatusBadRequest, "InvalidRequest", nil, "missing required header for this request: x-amz-content-sha256")
 	case 1:
 		a.payloadHash = hashes[0]
 	default:
-		return nil, verifyError(http.StatusBadRequest, "InvalidArgument", "x-amz-content-sha256 was sent more than once")
+		return nil, newError(http.StatusBadRequest, "InvalidArgument", nil, "x-amz-content-sha256 was sent more than once")
 	}
 	if err := checkPayloadHash(a.payloadHash); err != nil {
 		return nil, err
@@ -304,7 +300,7 @@ func parseAuthorization(r *http.Request, query url.Values, authz string) (*sigV4
 // parsePresigned parses the X-Amz-* parameters of a presigned URL.
 func parsePresigned(r *http.Request, query url.Values) (*sigV4Auth, error) {
 	malformed := func(format string, args ...any) error {
-		return verifyError(http.StatusBadRequest, codeQueryMalformed, format, args...)
+		return newError(http.StatusBadRequest, codeQueryMalformed, nil, format, args...)
 	}
 	get := func(name string) (string, bool) {
 		vs := query[name]
@@ -321,7 +317,7 @@ func parsePresigned(r *http.Request, query url.Values) (*sigV4Auth, error) {
 	}
 	if alg != sigV4Algorithm {
 		if alg == sigV4aAlgorithm {
-			return nil, verifyError(http.StatusBadRequest, "InvalidRequest",
+			return nil, newError(http.StatusBadRequest, "InvalidRequest", nil,
 				"signature version 4a (%s) is not supported for client identities; sign with %s", sigV4aAlgorithm, sigV4Algorithm)
 		}
 		return nil, malformed("the X-Amz-Algorithm parameter only supports %s", sigV4Algorithm)
@@ -346,7 +342,7 @@ func parsePresigned(r *http.Request, query url.Values) (*sigV4Auth, error) {
 	a.payloadHash = UnsignedPayload
 	if vs, ok := query["X-Amz-Content-Sha256"]; ok {
 		if len(vs) != 1 {
-			return nil, verifyError(http.StatusBadRequest, "InvalidArgument", "the X-Amz-Content-Sha256 parameter was sent more than once")
+			return nil, newError(http.StatusBadRequest, "InvalidArgument", nil, "the X-Amz-Content-Sha256 parameter was sent more than once")
 		}
 		a.payloadHash = vs[0]
 	}
@@ -447,10 +443,10 @@ func checkPayloadHash(h string) error {
 	case h == UnsignedPayload, isChunkedMode(h), isHexSignature([]byte(h)):
 		return nil
 	case strings.HasPrefix(h, "STREAMING-"):
-		return verifyError(http.StatusNotImplemented, "NotImplemented",
+		return newError(http.StatusNotImplemented, "NotImplemented", nil,
 			"this STREAMING-* x-amz-content-sha256 is not supported; use STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] or STREAMING-UNSIGNED-PAYLOAD-TRAILER")
 	}
-	return verifyError(http.StatusBadRequest, "InvalidArgument",
+	return newError(http.StatusBadRequest, "InvalidArgument", nil,
 		"x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER], STREAMING-UNSIGNED-PAYLOAD-TRAILER or a hex SHA-256")
 }
 
@@ -458,7 +454,7 @@ func (v *Verifier) checkTime(a *sigV4Auth) error {
 	now := v.now()
 	if !a.presigned {
 		if d := now.Sub(a.date); d > v.maxSkew || d < -v.maxSkew {
-			return verifyError(http.StatusForbidden, "RequestTimeTooSkewed",
+			return newError(http.StatusForbidden, "RequestTimeTooSkewed", nil,
 				"the difference between the request time and the server's time is too large")
 		}
 		return nil
@@ -535,7 +531,7 @@ func expectedSignature(r *http.Request, a *sigV4Auth, sdk *v4.Signer, secret str
 				}
 			}
 			if n == 0 {
-				return "", verifyError(http.StatusForbidden, "SignatureDoesNotMatch",
+				return "", newError(http.StatusForbidden, "SignatureDoesNotMatch", nil,
 					"a signed content-length of 0 cannot be verified: sign content-length only for non-empty bodies")
 			}
 			if n < 0 {
@@ -593,7 +589,7 @@ func missingSignedHeader(name string) *Error {
 }
 
 func contentSHA256Mismatch() *Error {
-	return verifyError(http.StatusBadRequest, "XAmzContentSHA256Mismatch",
+	return newError(http.StatusBadRequest, "XAmzContentSHA256Mismatch", nil,
 		"the provided x-amz-content-sha256 header does not match what was computed")
 }
 
@@ -743,8 +739,7 @@ func (r *payloadHashReader) Read(p []byte) (int, error) {
 func (r *payloadHashReader) finish(p []byte) (int, error) {
 	var sum [sha256.Size]byte
 	if subtle.ConstantTimeCompare(r.h.Sum(sum[:0]), r.want[:]) != 1 {
-		r.err = &Error{Status: http.StatusBadRequest, Code: "XAmzContentSHA256Mismatch",
-			Message: "the provided x-amz-content-sha256 header does not match what was computed"}
+		r.err = contentSHA256Mismatch()
 		return 0, r.err
 	}
 	r.err = io.EOF
