@@ -153,7 +153,7 @@ func checkTrailerNames(mode string, names []string) *Error {
 		return chunkedArgError("x-amz-trailer is not allowed with x-amz-content-sha256 %s", mode)
 	}
 	for _, name := range names {
-		if newTrailerHash(name) == nil {
+		if _, ok := trailerDigests[name]; !ok {
 			return chunkedArgError("x-amz-trailer %q is not a supported checksum", name)
 		}
 	}
@@ -223,22 +223,27 @@ func otherCodings(h http.Header) []string {
 // newTrailerHash returns the hash for a checksum trailer, or nil when name is not one.
 // The names and algorithms are S3's; values are the base64 of the big-endian digest.
 func newTrailerHash(name string) hash.Hash {
-	switch name {
-	case "x-amz-checksum-crc32":
-		return crc32.NewIEEE()
-	case "x-amz-checksum-crc32c":
-		return crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	case "x-amz-checksum-crc64nvme":
-		return crc64.New(crc64NVMETable)
-	case "x-amz-checksum-sha1":
-		return sha1.New()
-	case "x-amz-checksum-sha256":
-		return sha256.New()
-	case "x-amz-checksum-sha512":
-		// Newer SDKs (aws-sdk-go-v2 service/internal/checksum v1.11) offer SHA512.
-		return sha512.New()
+	if d, ok := trailerDigests[name]; ok {
+		return d.new()
 	}
 	return nil
+}
+
+// trailerDigest is a checksum trailer's algorithm and its digest size in bytes, which
+// framing needs without building a hash.
+type trailerDigest struct {
+	size int
+	new  func() hash.Hash
+}
+
+var trailerDigests = map[string]trailerDigest{
+	"x-amz-checksum-crc32":     {crc32.Size, func() hash.Hash { return crc32.NewIEEE() }},
+	"x-amz-checksum-crc32c":    {crc32.Size, func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
+	"x-amz-checksum-crc64nvme": {crc64.Size, func() hash.Hash { return crc64.New(crc64NVMETable) }},
+	"x-amz-checksum-sha1":      {sha1.Size, sha1.New},
+	"x-amz-checksum-sha256":    {sha256.Size, sha256.New},
+	// Newer SDKs (aws-sdk-go-v2 service/internal/checksum v1.11) offer SHA512.
+	"x-amz-checksum-sha512": {sha512.Size, sha512.New},
 }
 
 // crc64NVMEPoly is CRC-64/NVME, reflected, as hash/crc64 wants it; init and xorout are all

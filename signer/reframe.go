@@ -37,11 +37,11 @@ func FramedLength(decodedLength, chunkSize int64, trailers []string) (int64, err
 	}
 	n += int64(len("0\r\n"))
 	for _, name := range trailers {
-		h := newTrailerHash(name)
-		if h == nil {
+		d, ok := trailerDigests[name]
+		if !ok {
 			return 0, fmt.Errorf("frame trailer %q: not a supported checksum", name)
 		}
-		n += int64(len(name) + len(":") + base64.StdEncoding.EncodedLen(h.Size()) + len("\r\n"))
+		n += int64(len(name) + len(":") + base64.StdEncoding.EncodedLen(d.size) + len("\r\n"))
 	}
 	return n + int64(len("\r\n")), nil
 }
