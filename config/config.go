@@ -392,6 +392,10 @@ const (
 	MaxR2TTL = 7 * 24 * time.Hour
 	// DefaultMaxKeys is credentials.max_keys.
 	DefaultMaxKeys = 1024
+	// DefaultBodyIdleTimeout is body_idle_timeout.
+	DefaultBodyIdleTimeout = Duration(time.Minute)
+	// DefaultMaxConnectionsPerAddress is max_connections_per_address.
+	DefaultMaxConnectionsPerAddress = 1024
 	// DefaultAPIBudget, DefaultAPIBudgetWindow and DefaultAPIRefreshReserve are
 	// r2_temp_api's api_budget, api_budget_window and api_refresh_reserve: under
 	// Cloudflare's 1200 calls in 5 minutes, leaving room for the dashboard and other tools.
@@ -501,10 +505,10 @@ func (c *Config) ApplyDefaults() {
 		c.ShutdownTimeout = Duration(30 * time.Second)
 	}
 	if c.BodyIdleTimeout == 0 {
-		c.BodyIdleTimeout = Duration(time.Minute)
+		c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	if c.MaxConnectionsPerAddress == 0 {
-		c.MaxConnectionsPerAddress = 1024
+		c.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSOff

@@ -442,7 +442,8 @@ func (c *Cache) entryLocked(key Key) *cacheEntry {
 		if oldest.minting {
 			c.evicted = append(c.evicted, oldest)
 		}
-		c.log.Info("credential dropped: more keys than max_keys", "bucket", oldest.key.Bucket, "max_keys", c.opts.MaxKeys)
+		// Debug: on a glob route clients choose the names, and each new one evicts one.
+		c.log.Debug("credential dropped: more keys than max_keys", "bucket", oldest.key.Bucket, "max_keys", c.opts.MaxKeys)
 	}
 	e := &cacheEntry{key: key, wake: make(chan struct{}, 1)}
 	c.entries[key] = e

@@ -141,11 +141,11 @@ func (l *perAddressListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		if err != nil {
+		ta, ok := c.RemoteAddr().(*net.TCPAddr)
+		if !ok {
 			return c, nil // not an IP peer: nothing to count by
 		}
-		cc := &countedConn{Conn: c, l: l, addr: ap.Addr().Unmap()}
+		cc := &countedConn{Conn: c, l: l, addr: ta.AddrPort().Addr().Unmap()}
 		l.mu.Lock()
 		var evict *countedConn
 		if open := l.open[cc.addr]; len(open) >= l.max {
