@@ -24,6 +24,7 @@ import (
 
 	"github.com/signet-proxy/signet/config"
 	"github.com/signet-proxy/signet/creds"
+	"github.com/signet-proxy/signet/internal/filewatch"
 	"github.com/signet-proxy/signet/listen"
 	"github.com/signet-proxy/signet/proxy"
 )
@@ -203,12 +204,20 @@ func (s *server) run(ctx context.Context) error {
 	timeout := time.Duration(s.cfg.ShutdownTimeout)
 	startKeyFiles := keyFiles(s.cfg)
 	if s.path != "" {
-		g.Go(func() error { return config.Watch(gctx, s.path, func() { s.reload(gctx) }) })
-		// Key files are read once, at setup: a rotated one (a Kubernetes secret update)
-		// needs a reload too. Those a later config adds are re-read at each reload.
-		for _, f := range startKeyFiles {
-			g.Go(func() error { return config.Watch(gctx, f, func() { s.reload(gctx) }) })
+		// The config and the key files it names, which are read once, at setup: a rotated
+		// one (a Kubernetes secret update) needs a reload too. Those a later config adds are
+		// re-read at each reload.
+		w, err := filewatch.New(append([]string{s.path}, startKeyFiles...), func() { s.reload(gctx) },
+			func(o *filewatch.Options) {
+				o.OnError = func(err error) { s.logger.Warn("watch config files", slog.String("error", err.Error())) }
+			})
+		if err != nil {
+			return fmt.Errorf("watch config: %w", err)
 		}
+		g.Go(func() error {
+			<-gctx.Done()
+			return w.Close()
+		})
 		g.Go(func() error {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
