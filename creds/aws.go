@@ -100,7 +100,10 @@ func NewAWS(optFns ...func(*AWSOptions)) (*AWS, error) {
 		return nil, errors.New("load aws config: no credential provider")
 	}
 	a := &AWS{provider: cfg.Credentials}
-	if c, ok := cfg.Credentials.(*aws.CredentialsCache); ok {
+	if c, ok := cfg.Credentials.(*aws.CredentialsCache); ok && o.RoleARN == "" {
+		// Emptied before each fetch (see Mint). Under a role it is left alone: the role's
+		// credentials are what signet caches, and the SDK refreshes the ones it assumes the
+		// role with when they expire, so each role refresh is one STS call, not two fetches.
 		a.caches = append(a.caches, c)
 	}
 	if o.RoleARN != "" {
