@@ -73,9 +73,16 @@ func TestContinueCarriesNoOwnHeaders(t *testing.T) {
 		t.Fatalf("first answer %q %v, want a bare 100 Continue", status, h)
 	}
 	fmt.Fprintf(conn, "%x\r\n%s\r\n0\r\n\r\n", len(body), body)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
+	// Go's server may send its own 100 Continue as well when the body is first read (the
+	// upstream's and its own can both go out): more than one 1xx is HTTP's to allow.
+	var resp *http.Response
+	for resp == nil || resp.StatusCode == http.StatusContinue {
+		if resp != nil && (resp.Header.Get("Connection") != "" || resp.Header.Get("X-Signet-Request-Id") != "") {
+			t.Fatalf("a 100 Continue carried signet's own headers: %v", resp.Header)
+		}
+		if resp, err = http.ReadResponse(br, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Signet-Request-Id") == "" || !resp.Close {
